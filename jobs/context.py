@@ -1,0 +1,35 @@
+"""The application and tenant context a job runs in."""
+from __future__ import annotations
+
+import contextlib
+
+from flask import current_app, has_app_context
+
+from webapp.extensions import db
+from webapp.tenancy import tenant_scope
+
+_app = None
+
+
+def _application():
+    global _app
+    if has_app_context():
+        return current_app._get_current_object()
+    if _app is None:  # a worker started outside the Flask CLI (e.g. plain `rq worker`)
+        from webapp import create_app
+        _app = create_app()
+    return _app
+
+
+@contextlib.contextmanager
+def job_context(tenant_id: str | None = None):
+    """Run a job with an app context and, when given, as that tenant; always release the DB session."""
+    with _application().app_context():
+        try:
+            if tenant_id is None:
+                yield
+            else:
+                with tenant_scope(tenant_id):
+                    yield
+        finally:
+            db.session.remove()

@@ -1,0 +1,89 @@
+"""The delivery job: claim a delivery, sign and POST its event, record the attempt, schedule the next."""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import or_, select, update
+
+from webapp import __version__
+from webapp.extensions import db
+from webapp.models import MANUAL, PENDING, RETRYING, SCHEDULED, Delivery, Endpoint, Event, utcnow
+from webapp.queue import JOB_TIMEOUT_HEADROOM, enqueue_deliveries, enqueue_delivery_in
+from webapp.services.deliveries import record_outcome
+from webapp.services.endpoints import signing_secrets
+from webapp.signing import signature_header
+
+from . import sender
+from .context import job_context
+
+log = logging.getLogger(__name__)
+# A leased delivery whose manual resend arrived meanwhile is looked at again this soon.
+_BUSY_RETRY_SECONDS = 2
+
+
+def _claim(delivery_id: str) -> bool:
+    """Lease the delivery if it is due and nobody holds it; the database makes this atomic across workers."""
+    now = utcnow()
+    lease = now + timedelta(seconds=current_app.config["DELIVERY_TIMEOUT"] + JOB_TIMEOUT_HEADROOM)
+    result = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id,
+               or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+               or_(Delivery.manual_pending.is_(True),
+                   Delivery.status.in_((PENDING, RETRYING)) & (Delivery.next_attempt_at <= now + timedelta(seconds=1))))
+        .values(lease_until=lease)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def headers_for(event: Event, endpoint: Endpoint) -> dict:
+    timestamp = int(time.time())
+    return {
+        "content-type": "application/json",
+        "user-agent": f"AgentHooks/{__version__}",
+        "webhook-id": event.id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(event.id, timestamp, event.body, signing_secrets(endpoint)),
+    }
+
+
+def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED) -> None:
+    """Attempt one delivery (the job RQ runs). ``trigger`` is informative: the row says what is due."""
+    with job_context(tenant_id):
+        if not _claim(delivery_id):
+            delivery = db.session.scalars(select(Delivery).where(Delivery.id == delivery_id)).one_or_none()
+            if delivery is not None and delivery.manual_pending and trigger == MANUAL:
+                enqueue_delivery_in(_BUSY_RETRY_SECONDS, tenant_id, delivery_id)
+            return
+        delivery = db.session.scalars(select(Delivery).where(Delivery.id == delivery_id)).one()
+        endpoint, event = delivery.endpoint, delivery.event
+        attempt_trigger = MANUAL if delivery.manual_pending else SCHEDULED
+        if not endpoint.enabled and attempt_trigger == SCHEDULED:
+            delivery.status, delivery.next_attempt_at, delivery.lease_until = "failed", None, None
+            delivery.last_error = "endpoint disabled"
+            db.session.commit()
+            return
+        headers = headers_for(event, endpoint)
+        db.session.commit()  # hold no transaction open across the HTTP call
+        outcome = sender.post(endpoint.url, event.body, headers, timeout=current_app.config["DELIVERY_TIMEOUT"],
+                              allow_private=current_app.config["ALLOW_PRIVATE_DESTINATIONS"])
+        # A resend may have been asked for while this scheduled attempt was in flight.
+        db.session.refresh(delivery, ["manual_pending"])
+        resend_waiting = attempt_trigger == SCHEDULED and delivery.manual_pending
+        delay = record_outcome(delivery, endpoint, outcome, attempt_trigger)
+        if resend_waiting:
+            delivery.manual_pending, delivery.next_attempt_at, delivery.enqueued_at = True, utcnow(), utcnow()
+        db.session.commit()
+        log.info("delivery %s attempt %d: %s", delivery.id, delivery.attempt_count,
+                 outcome.error or outcome.response_status)
+        if resend_waiting:
+            enqueue_deliveries(tenant_id, [delivery.id], MANUAL)
+        elif delay is not None:
+            if not enqueue_delivery_in(delay, tenant_id, delivery.id):
+                db.session.execute(update(Delivery).where(Delivery.id == delivery.id).values(enqueued_at=None))
+                db.session.commit()

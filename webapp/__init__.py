@@ -1,0 +1,72 @@
+"""AgentHooks: webhooks for AI agents."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask
+
+__version__ = "0.1.0"
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create the web application, configured from the environment (or ``test_config`` on top)."""
+    app = Flask(__name__, instance_path=os.environ.get("AGENTHOOKS_INSTANCE_PATH", str(ROOT / "instance")),
+                template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    from . import config
+    app.config.update(config.from_environment(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from .extensions import csrf, db, htmx, limiter, login_manager, migrate
+    from . import models  # noqa: F401  (the models must be known before migrations run)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1})
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    from .auth.session import setup_login
+    setup_login(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .api import bp as api_bp
+    from .agents.views import bp as agents_bp
+    from .auth.views import bp as auth_bp
+    from .dashboard.views import bp as dashboard_bp
+    from .deliveries.views import bp as deliveries_bp
+    from .endpoints.views import bp as endpoints_bp
+    from .event_types.views import bp as event_types_bp
+    from .keys.views import bp as keys_bp
+
+    for blueprint in (api_bp, auth_bp, dashboard_bp, agents_bp, endpoints_bp, keys_bp, event_types_bp,
+                      deliveries_bp):
+        app.register_blueprint(blueprint)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from .errors import register
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from .cli import register
+    register(app)

@@ -1,0 +1,82 @@
+"""The JSON API of the contract, under /api/v1, authenticated by a tenant's API key."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from flask import Blueprint, current_app, g, request
+
+from ..errors import APIError
+from ..extensions import csrf
+from ..services.api_keys import authenticate_key
+from ..tenancy import reset_tenant, set_tenant
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)  # API clients authenticate with a bearer key, not a session cookie
+
+PUBLIC_ENDPOINTS = {"api.openapi"}
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def rate_limit_key() -> str:
+    """Limit per API key (hashed: the plaintext never lands in Redis)."""
+    return "key:" + hashlib.sha256((bearer_token() or request.remote_addr or "").encode()).hexdigest()
+
+
+@bp.before_request
+def _authenticate():
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    token = bearer_token()
+    if token is None:
+        raise APIError(401, "Send your API key as 'Authorization: Bearer ahk_…'.")
+    key = authenticate_key(token)
+    if key is None:
+        raise APIError(401, "The API key is unknown or has been revoked.")
+    g.api_key = key
+    g.api_tenant_token = set_tenant(key.tenant_id)
+
+
+@bp.teardown_request
+def _forget_tenant(exc):
+    token = g.pop("api_tenant_token", None)
+    if token is not None:
+        reset_tenant(token)
+
+
+def json_body() -> dict:
+    """The request's JSON object, or the contract's 415/400."""
+    if request.mimetype != "application/json":
+        raise APIError(415, "Send the body as JSON with 'Content-Type: application/json'.")
+    try:
+        data = json.loads(request.get_data(cache=True) or b"")
+    except (ValueError, UnicodeDecodeError):
+        raise APIError(400, "The body is not valid JSON.", "invalid_json") from None
+    if not isinstance(data, dict):
+        raise APIError(400, "The body must be a JSON object.", "invalid_json")
+    return data
+
+
+def limit_arg(default: int = 50, maximum: int = 100) -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise APIError(422, f"limit: must be a whole number from 1 to {maximum}")
+    return int(raw)
+
+
+def listing(rows, next_cursor, serialize) -> dict:
+    return {"data": [serialize(row) for row in rows], "next_cursor": next_cursor}
+
+
+def ingest_limit() -> str:
+    return current_app.config["INGEST_RATE_LIMIT"]
+
+
+from . import agents, deliveries, endpoints, events, meta  # noqa: E402,F401  (routes register on bp)

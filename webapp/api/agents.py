@@ -1,0 +1,39 @@
+"""/api/v1/agents"""
+from flask import request
+
+from ..extensions import db
+from ..services import agents
+from . import bp, json_body, limit_arg, listing
+from .serializers import agent_json
+
+
+@bp.get("/agents")
+def list_agents():
+    rows, next_cursor = agents.list_agents(request.args.get("cursor"), limit_arg())
+    return listing(rows, next_cursor, agent_json)
+
+
+@bp.post("/agents")
+def create_agent():
+    agent = agents.create_agent(json_body())
+    db.session.commit()
+    return agent_json(agent), 201
+
+
+@bp.get("/agents/<agent_id>")
+def get_agent(agent_id):
+    return agent_json(agents.get_agent(agent_id))
+
+
+@bp.patch("/agents/<agent_id>")
+def update_agent(agent_id):
+    agent = agents.update_agent(agent_id, json_body())
+    db.session.commit()
+    return agent_json(agent)
+
+
+@bp.delete("/agents/<agent_id>")
+def delete_agent(agent_id):
+    agents.delete_agent(agent_id)
+    db.session.commit()
+    return "", 204

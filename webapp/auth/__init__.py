@@ -1,0 +1,1 @@
+"""Sign-up, log-in and log-out, and who is logged in."""

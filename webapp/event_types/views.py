@@ -1,0 +1,3 @@
+from flask import Blueprint
+
+bp = Blueprint("event_types", __name__)

@@ -1,0 +1,195 @@
+"""Database models. Every row except a Tenant belongs to exactly one tenant."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from .extensions import db
+from .ids import new_id
+from .tenancy import TenantMixin
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every database (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use UTC")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def _id(prefix: str):
+    return mapped_column(String(40), primary_key=True, default=lambda: new_id(prefix))
+
+
+class Tenant(db.Model):
+    __tablename__ = "tenants"
+    id: Mapped[str] = _id("ten")
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(TenantMixin, UserMixin, db.Model):
+    __tablename__ = "users"
+    id: Mapped[str] = _id("usr")
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined")
+
+
+class ApiKey(TenantMixin, db.Model):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = _id("key")
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(20))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Agent(TenantMixin, db.Model):
+    __tablename__ = "agents"
+    id: Mapped[str] = _id("agt")
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EventType(TenantMixin, db.Model):
+    """A tenant's custom event type (the built-in catalogue lives in code)."""
+
+    __tablename__ = "event_types"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[str] = _id("etp")
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Endpoint(TenantMixin, db.Model):
+    __tablename__ = "endpoints"
+    id: Mapped[str] = _id("ep")
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str] = mapped_column(Text, default="")
+    event_types: Mapped[list] = mapped_column(JSON, default=list)  # empty = all
+    agent_ids: Mapped[list] = mapped_column(JSON, default=list)  # empty = all
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    # Signing secrets, encrypted (see crypto.py). The previous one signs alongside for 24 h.
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Start of the current run of nothing but failures; drives auto-disable.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def subscribes_to(self, event_type: str, agent_id: str | None) -> bool:
+        return (not self.event_types or event_type in self.event_types) and (
+            not self.agent_ids or agent_id in self.agent_ids)
+
+
+class Event(TenantMixin, db.Model):
+    __tablename__ = "events"
+    id: Mapped[str] = _id("evt")
+    type: Mapped[str] = mapped_column(String(255))
+    agent_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(255))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The exact JSON body every receiver gets, serialised once at ingest.
+    body: Mapped[str] = mapped_column(Text)
+
+    @property
+    def payload(self) -> dict:
+        return json.loads(self.body)
+
+
+class IdempotencyKey(TenantMixin, db.Model):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("tenant_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(255))
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+PENDING, RETRYING, SUCCEEDED, FAILED = "pending", "retrying", "succeeded", "failed"
+DELIVERY_STATUSES = (PENDING, RETRYING, SUCCEEDED, FAILED)
+
+
+class Delivery(TenantMixin, db.Model):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_tenant_id_id", "tenant_id", "id"),
+        Index("ix_deliveries_tenant_status_id", "tenant_id", "status", "id"),
+        Index("ix_deliveries_tenant_endpoint_id", "tenant_id", "endpoint_id", "id"),
+        Index("ix_deliveries_due", "next_attempt_at"),
+    )
+    id: Mapped[str] = _id("dlv")
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    # Copied from the event so the log filters without a join.
+    event_type: Mapped[str] = mapped_column(String(255))
+    agent_id: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    # When the next attempt is due; NULL once the delivery is final and no resend is asked for.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    manual_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A worker's claim on the delivery while it attempts it; expired claims are abandoned.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a job for the next attempt was last put on the queue (the sweep re-enqueues stale ones).
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_response_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    event: Mapped[Event] = relationship()
+    endpoint: Mapped[Endpoint] = relationship()
+    attempts: Mapped[list["Attempt"]] = relationship(
+        back_populates="delivery", order_by="Attempt.id", cascade="all, delete-orphan", passive_deletes=True)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (SUCCEEDED, FAILED) and not self.manual_pending
+
+
+SCHEDULED, MANUAL = "scheduled", "manual"
+
+
+class Attempt(TenantMixin, db.Model):
+    __tablename__ = "attempts"
+    id: Mapped[str] = _id("att")
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(255))
+    response_body: Mapped[str | None] = mapped_column(Text)
+    request_headers: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    delivery: Mapped[Delivery] = relationship(back_populates="attempts")

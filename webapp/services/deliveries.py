@@ -1,0 +1,124 @@
+"""Deliveries: the log, resends, and what follows each attempt."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import (DELIVERY_STATUSES, FAILED, MANUAL, RETRYING, SCHEDULED, SUCCEEDED, Attempt, Delivery,
+                      Endpoint, utcnow)
+from ..queue import enqueue_deliveries
+from .common import ValidationError, get_owned, page
+from .endpoints import disable
+from .events import isoformat
+
+# Statuses whose Retry-After we honour (the contract: 429, 502, 504).
+_RETRY_AFTER_STATUSES = {429, 502, 504}
+JITTER = 0.2
+
+
+@dataclass
+class Outcome:
+    """What one HTTP attempt came to."""
+
+    started_at: datetime
+    duration_ms: int
+    response_status: int | None = None
+    error: str | None = None
+    response_body: str | None = None
+    retry_after: float | None = None
+    request_headers: dict | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None and self.response_status is not None and 200 <= self.response_status < 300
+
+
+def list_deliveries(*, status=None, endpoint_id=None, event_type=None, agent_id=None, cursor=None, limit=50):
+    """Newest first. Raises ValidationError for an unknown status or a bad cursor."""
+    statement = select(Delivery)
+    if status:
+        if status not in DELIVERY_STATUSES:
+            raise ValidationError("status", f"must be one of {', '.join(DELIVERY_STATUSES)}")
+        statement = statement.where(Delivery.status == status)
+    if endpoint_id:
+        statement = statement.where(Delivery.endpoint_id == endpoint_id)
+    if event_type:
+        statement = statement.where(Delivery.event_type == event_type)
+    if agent_id:
+        statement = statement.where(Delivery.agent_id == agent_id)
+    return page(statement, Delivery, cursor, limit)
+
+
+def get_delivery(delivery_id: str) -> Delivery:
+    return get_owned(Delivery, delivery_id)
+
+
+def resend(delivery_id: str) -> Delivery:
+    """Ask for a new, manual attempt at once (it is recorded in the database first, so it is never lost)."""
+    delivery = get_owned(Delivery, delivery_id)
+    now = utcnow()
+    delivery.manual_pending = True
+    delivery.next_attempt_at = now
+    delivery.enqueued_at = now
+    db.session.commit()
+    if not enqueue_deliveries(delivery.tenant_id, [delivery.id], MANUAL):
+        delivery.enqueued_at = None
+        db.session.commit()
+    return delivery
+
+
+def retry_delay(scheduled_attempts: int, retry_after: float | None) -> float | None:
+    """Seconds until the next scheduled attempt after ``scheduled_attempts`` failed ones, or None when done."""
+    schedule = current_app.config["DELIVERY_RETRY_SCHEDULE"]
+    if scheduled_attempts > len(schedule):
+        return None
+    base = schedule[scheduled_attempts - 1]
+    delay = base * random.uniform(1 - JITTER, 1 + JITTER)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, 2 * base))
+    return delay
+
+
+def record_outcome(delivery: Delivery, endpoint: Endpoint, outcome: Outcome, trigger: str) -> float | None:
+    """Store the attempt and move the delivery on. Returns the delay before the next attempt, if any."""
+    was_final = delivery.status in (SUCCEEDED, FAILED)
+    db.session.add(Attempt(delivery_id=delivery.id, trigger=trigger, started_at=outcome.started_at,
+                           duration_ms=outcome.duration_ms, response_status=outcome.response_status,
+                           error=outcome.error, response_body=outcome.response_body,
+                           request_headers=outcome.request_headers or {}))
+    delivery.attempt_count += 1
+    delivery.last_attempt_at = outcome.started_at
+    delivery.last_response_status = outcome.response_status
+    delivery.last_error = outcome.error
+    delivery.manual_pending = False
+    delivery.lease_until = None
+    delay = None
+    if outcome.succeeded:
+        delivery.status = SUCCEEDED
+        endpoint.failing_since = None
+    else:
+        endpoint.failing_since = endpoint.failing_since or outcome.started_at
+        window = current_app.config["ENDPOINT_DISABLE_AFTER"]
+        if outcome.response_status == 410:
+            delivery.status = FAILED
+            disable(endpoint, f"The endpoint answered 410 Gone on {isoformat(outcome.started_at)}.")
+        elif utcnow() - endpoint.failing_since >= timedelta(seconds=window):
+            delivery.status = FAILED
+            disable(endpoint, f"Every delivery has failed since {isoformat(endpoint.failing_since)} "
+                              f"({window / 86400:g} days or more).")
+        elif trigger == MANUAL and was_final:
+            delivery.status = FAILED
+        else:
+            scheduled = db.session.scalar(select(func.count()).select_from(Attempt).where(
+                Attempt.delivery_id == delivery.id, Attempt.trigger == SCHEDULED))
+            retry_after = outcome.retry_after if outcome.response_status in _RETRY_AFTER_STATUSES else None
+            delay = retry_delay(max(scheduled, 1), retry_after)
+            delivery.status = RETRYING if delay is not None else FAILED
+    delivery.next_attempt_at = utcnow() + timedelta(seconds=delay) if delay is not None else None
+    delivery.enqueued_at = utcnow() if delay is not None else None
+    return delay

@@ -1,0 +1,148 @@
+"""Endpoints: where a tenant's events are POSTed, and their signing secrets."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from .. import destinations
+from ..catalogue import BUILT_IN, TEST_EVENT_TYPE
+from ..crypto import decrypt, encrypt, new_signing_secret
+from ..extensions import db
+from ..models import FAILED, PENDING, RETRYING, Agent, Delivery, Endpoint, utcnow
+from .common import ValidationError, get_owned, page, text_field
+from .event_types import custom_types
+
+# How long a rotated-out secret keeps signing alongside the new one.
+SECRET_OVERLAP = timedelta(hours=24)
+
+
+def validate_url(url: str) -> None:
+    """Raises ValidationError naming ``url`` when we would never deliver there."""
+    try:
+        destinations.check(url, allow_private=current_app.config["ALLOW_PRIVATE_DESTINATIONS"], at_delivery=False)
+    except destinations.DestinationRefused as exc:
+        raise ValidationError("url", str(exc)) from None
+
+
+def _string_list(data: dict, field: str) -> list[str]:
+    value = data.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError(field, "must be a list of strings")
+    return list(dict.fromkeys(value))  # drop repeats, keep order
+
+
+def _fields(data: dict, partial: bool) -> dict:
+    values = {}
+    if not partial or "url" in data:
+        url = text_field(data, "url", max_length=2048, required=True)
+        validate_url(url)
+        values["url"] = url
+    if not partial or "description" in data:
+        values["description"] = text_field(data, "description", max_length=2000, default="")
+    if not partial or "event_types" in data:
+        types = _string_list(data, "event_types")
+        known = set(BUILT_IN) - {TEST_EVENT_TYPE} | {t.name for t in custom_types()}
+        unknown = [t for t in types if t not in known]
+        if unknown:
+            raise ValidationError("event_types", f"unknown event type {unknown[0]!r}")
+        values["event_types"] = types
+    if not partial or "agent_ids" in data:
+        agent_ids = _string_list(data, "agent_ids")
+        if agent_ids:
+            found = set(db.session.scalars(select(Agent.id).where(Agent.id.in_(agent_ids))))
+            missing = [a for a in agent_ids if a not in found]
+            if missing:
+                raise ValidationError("agent_ids", f"unknown agent {missing[0]!r}")
+        values["agent_ids"] = agent_ids
+    if "enabled" in data:
+        if not isinstance(data["enabled"], bool):
+            raise ValidationError("enabled", "must be true or false")
+        values["enabled"] = data["enabled"]
+    return values
+
+
+def create_endpoint(data: dict) -> Endpoint:
+    """Raises ValidationError naming the field."""
+    endpoint = Endpoint(**_fields(data, partial=False), secret_encrypted=encrypt(new_signing_secret()))
+    if endpoint.enabled is None:
+        endpoint.enabled = True
+    db.session.add(endpoint)
+    db.session.flush()
+    return endpoint
+
+
+def update_endpoint(endpoint_id: str, data: dict) -> Endpoint:
+    endpoint = get_owned(Endpoint, endpoint_id)
+    values = _fields(data, partial=True)
+    enabled = values.pop("enabled", None)
+    for name, value in values.items():
+        setattr(endpoint, name, value)
+    if enabled is True and not endpoint.enabled:
+        enable(endpoint)
+    elif enabled is False and endpoint.enabled:
+        disable(endpoint, "Disabled by a user.")
+    db.session.flush()
+    return endpoint
+
+
+def enable(endpoint: Endpoint) -> None:
+    endpoint.enabled = True
+    endpoint.disabled_reason = None
+    endpoint.failing_since = None
+
+
+def disable(endpoint: Endpoint, reason: str) -> None:
+    """Stop delivering to the endpoint; its outstanding deliveries end as failed, with the reason."""
+    endpoint.enabled = False
+    endpoint.disabled_reason = reason
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.endpoint_id == endpoint.id, Delivery.status.in_((PENDING, RETRYING)),
+               Delivery.manual_pending.is_(False), Delivery.lease_until.is_(None))
+        .values(status=FAILED, next_attempt_at=None, last_error="endpoint disabled")
+    )
+
+
+def delete_endpoint(endpoint_id: str) -> None:
+    db.session.delete(get_owned(Endpoint, endpoint_id))
+    db.session.flush()
+
+
+def get_endpoint(endpoint_id: str) -> Endpoint:
+    return get_owned(Endpoint, endpoint_id)
+
+
+def list_endpoints(cursor: str | None = None, limit: int = 100):
+    return page(select(Endpoint), Endpoint, cursor, limit)
+
+
+def all_endpoints() -> list[Endpoint]:
+    return list(db.session.scalars(select(Endpoint).order_by(Endpoint.id.desc())))
+
+
+def current_secret(endpoint: Endpoint) -> str:
+    return decrypt(endpoint.secret_encrypted)
+
+
+def signing_secrets(endpoint: Endpoint) -> list[str]:
+    """The secrets that sign a delivery now: the current one and, for 24 h after a rotation, the old one."""
+    secrets = [current_secret(endpoint)]
+    if endpoint.previous_secret_encrypted and endpoint.previous_secret_expires_at and \
+            endpoint.previous_secret_expires_at > utcnow():
+        secrets.append(decrypt(endpoint.previous_secret_encrypted))
+    return secrets
+
+
+def rotate_secret(endpoint_id: str) -> str:
+    """Give the endpoint a new secret; the old one keeps signing for 24 h. Returns the new secret."""
+    endpoint = get_owned(Endpoint, endpoint_id)
+    endpoint.previous_secret_encrypted = endpoint.secret_encrypted
+    endpoint.previous_secret_expires_at = utcnow() + SECRET_OVERLAP
+    secret = new_signing_secret()
+    endpoint.secret_encrypted = encrypt(secret)
+    db.session.flush()
+    return secret

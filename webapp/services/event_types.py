@@ -1,0 +1,46 @@
+"""Event types: the built-in catalogue plus each tenant's custom types."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..catalogue import BUILT_IN, CUSTOM_TYPE_PATTERN
+from ..extensions import db
+from ..models import EventType
+from .common import ValidationError, get_owned, text_field
+
+
+def custom_types() -> list[EventType]:
+    return list(db.session.scalars(select(EventType).order_by(EventType.name)))
+
+
+def all_types() -> list[dict]:
+    """Every type this tenant can use, built-in first."""
+    types = [{"name": name, "description": description, "built_in": True, "example": example}
+             for name, (description, example) in BUILT_IN.items()]
+    types += [{"name": t.name, "description": t.description, "built_in": False, "example": None}
+              for t in custom_types()]
+    return types
+
+
+def is_custom_type(name: str) -> bool:
+    return db.session.scalars(select(EventType.id).where(EventType.name == name)).first() is not None
+
+
+def create_custom_type(data: dict) -> EventType:
+    """Raises ValidationError for a malformed, built-in or duplicate name."""
+    name = text_field(data, "name", max_length=255, required=True)
+    if not CUSTOM_TYPE_PATTERN.match(name):
+        raise ValidationError("name", "must be dotted lower-case words, like order.shipped")
+    if name in BUILT_IN:
+        raise ValidationError("name", "is a built-in event type")
+    if is_custom_type(name):
+        raise ValidationError("name", "already exists")
+    event_type = EventType(name=name, description=text_field(data, "description", max_length=2000, default=""))
+    db.session.add(event_type)
+    db.session.flush()
+    return event_type
+
+
+def delete_custom_type(type_id: str) -> None:
+    db.session.delete(get_owned(EventType, type_id))
+    db.session.flush()

@@ -1,0 +1,104 @@
+"""Tenant scoping: the one place that decides which tenant's rows a query may see.
+
+Every tenant-owned model inherits ``TenantMixin``. A ``do_orm_execute`` listener adds
+``tenant_id = <current tenant>`` to every ORM SELECT, UPDATE and DELETE that touches such
+a model (SQLAlchemy's ``with_loader_criteria`` recipe), and refuses to run one when no
+tenant is set. New rows get the current tenant, and a flush that would write a row of
+another tenant is refused. Code that must look across tenants (log-in by email, API-key
+lookup, the delivery sweep) says so explicitly with ``all_tenants()``.
+"""
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+
+from sqlalchemy import ForeignKey, String, event
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, with_loader_criteria
+
+_tenant: ContextVar[str | None] = ContextVar("tenant", default=None)
+_unscoped: ContextVar[bool] = ContextVar("unscoped", default=False)
+
+ALL_TENANTS = "all_tenants"
+
+
+class TenantNotSet(RuntimeError):
+    """A tenant-owned table was queried with no tenant in scope."""
+
+
+class TenantMixin:
+    """Columns and scoping shared by every row that belongs to a tenant."""
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[str]:
+        return mapped_column(String(40), ForeignKey("tenants.id", ondelete="CASCADE"),
+                             nullable=False, index=True, default=require_tenant)
+
+
+def current_tenant_id() -> str | None:
+    return _tenant.get()
+
+
+def require_tenant() -> str:
+    tenant_id = _tenant.get()
+    if tenant_id is None:
+        raise TenantNotSet("no tenant is set for this unit of work")
+    return tenant_id
+
+
+@contextlib.contextmanager
+def tenant_scope(tenant_id: str):
+    """Run the block as ``tenant_id``: every query sees only that tenant's rows."""
+    token = _tenant.set(tenant_id)
+    try:
+        yield
+    finally:
+        _tenant.reset(token)
+
+
+def set_tenant(tenant_id: str | None):
+    """Set the tenant for the rest of this context; returns a token for ``reset_tenant``."""
+    return _tenant.set(tenant_id)
+
+
+def reset_tenant(token) -> None:
+    _tenant.reset(token)
+
+
+@contextlib.contextmanager
+def all_tenants():
+    """Let the block query across tenants. Use only where no tenant can be known yet."""
+    token = _unscoped.set(True)
+    try:
+        yield
+    finally:
+        _unscoped.reset(token)
+
+
+def _touches_tenant_rows(state) -> bool:
+    return any(issubclass(m.class_, TenantMixin) for m in state.all_mappers)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_to_tenant(state) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        return  # the parent query's criteria already propagate to these loads
+    if _unscoped.get() or state.execution_options.get(ALL_TENANTS):
+        return
+    if not _touches_tenant_rows(state):
+        return
+    tenant_id = require_tenant()
+    state.statement = state.statement.options(
+        with_loader_criteria(TenantMixin, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_foreign_rows(session, flush_context, instances) -> None:
+    if _unscoped.get():
+        return
+    tenant_id = _tenant.get()
+    for obj in list(session.new) + list(session.dirty):
+        if isinstance(obj, TenantMixin) and obj.tenant_id is not None and obj.tenant_id != tenant_id:
+            raise TenantNotSet(f"refusing to write a row of tenant {obj.tenant_id} as tenant {tenant_id}")
