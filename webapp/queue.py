@@ -57,8 +57,11 @@ def enqueue_deliveries(tenant_id: str, delivery_ids: list[str], trigger: str = "
 def enqueue_delivery_in(seconds: float, tenant_id: str, delivery_id: str) -> bool:
     """Schedule the next attempt of a delivery. Returns False if Redis refused."""
     try:
+        options = _job_options()
+        # enqueue_in() reads the job's timeout as job_timeout (timeout could be the function's own argument).
+        options["job_timeout"] = options.pop("timeout")
         delivery_queue().enqueue_in(timedelta(seconds=seconds), DELIVER_JOB, tenant_id, delivery_id, "scheduled",
-                                    **_job_options())
+                                    **options)
         return True
     except RedisError as exc:
         log.warning("could not schedule delivery %s (the sweep will): %s", delivery_id, exc)

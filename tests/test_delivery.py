@@ -1,0 +1,248 @@
+"""End to end: ingest through the API, a real worker process, a real receiver on 127.0.0.1."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+import standardwebhooks
+import svix.webhooks
+
+from .helpers import wait_until
+from .receiver import Reply
+
+
+def make_agent(api, name="Support bot"):
+    response = api.post("/api/v1/agents", json={"name": name, "description": "answers tickets"})
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def make_endpoint(api, url, **fields):
+    response = api.post("/api/v1/endpoints", json={"url": url, **fields})
+    assert response.status_code == 201, response.json
+    endpoint = response.json
+    endpoint["secret"] = api.get(f"/api/v1/endpoints/{endpoint['id']}/secret").json["secret"]
+    return endpoint
+
+
+def send(api, agent_id, type_="message.received", **fields):
+    response = api.post("/api/v1/events", json={"type": type_, "agent_id": agent_id, **fields})
+    assert response.status_code == 202, response.json
+    return response.json
+
+
+def delivery_of(api, event_id, index=0):
+    return api.get(f"/api/v1/events/{event_id}").json["deliveries"][index]
+
+
+def wait_for_status(api, delivery_id, status, timeout=20):
+    return wait_until(lambda: (d := api.get(f"/api/v1/deliveries/{delivery_id}").json)["status"] == status and d,
+                      timeout=timeout, message=f"delivery {delivery_id} to be {status}")
+
+
+def test_delivery_verifies_with_standardwebhooks_and_svix(tenant, receiver, worker):
+    agent = make_agent(tenant.api)
+    endpoint = make_endpoint(tenant.api, receiver.url)
+    event = send(tenant.api, agent["id"], conversation_id="conv-42",
+                 user={"id": "u-7", "email": "a@example.com", "name": "Ada"}, data={"text": "héllo"},
+                 occurred_at="2026-11-26T12:00:00Z")
+    assert event["deliveries"] == 1 and event["id"].startswith("evt_")
+
+    request = receiver.wait_for(1)[0]
+    headers = request.headers
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"].startswith("AgentHooks/")
+    assert headers["webhook-id"] == event["id"]
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 30
+    assert standardwebhooks.Webhook(endpoint["secret"]).verify(request.body, headers)
+    svix.webhooks.Webhook(endpoint["secret"]).verify(request.body, headers)  # raises when it does not verify
+    # Signed exactly as the contract says, independently of both libraries.
+    key = base64.b64decode(endpoint["secret"].removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + request.body
+    assert headers["webhook-signature"] == "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+    assert json.loads(request.body) == {
+        "id": event["id"], "type": "message.received", "timestamp": "2026-11-26T12:00:00Z",
+        "agent": {"id": agent["id"], "name": "Support bot"}, "conversation_id": "conv-42",
+        "user": {"id": "u-7", "email": "a@example.com", "name": "Ada"}, "data": {"text": "héllo"},
+    }
+    delivery = wait_for_status(tenant.api, delivery_of(tenant.api, event["id"])["id"], "succeeded")
+    assert delivery["attempt_count"] == 1
+    attempt = delivery["attempts"][0]
+    assert attempt["trigger"] == "scheduled" and attempt["response_status"] == 200
+    assert attempt["error"] is None and attempt["response_body"] == "ok" and attempt["duration_ms"] >= 0
+
+
+def test_fan_out_filters_by_event_type_and_agent(tenant, receiver, worker):
+    bot, other = make_agent(tenant.api, "bot"), make_agent(tenant.api, "other")
+    base = receiver.url
+    make_endpoint(tenant.api, base + "?all")
+    make_endpoint(tenant.api, base + "?sent-only", event_types=["message.sent"])
+    make_endpoint(tenant.api, base + "?bot-only", agent_ids=[bot["id"]])
+    disabled = make_endpoint(tenant.api, base + "?disabled")
+    assert tenant.api.patch(f"/api/v1/endpoints/{disabled['id']}", json={"enabled": False}).json["enabled"] is False
+
+    assert send(tenant.api, bot["id"], "message.received")["deliveries"] == 2  # all, bot-only
+    assert send(tenant.api, other["id"], "message.sent")["deliveries"] == 2  # all, sent-only
+    assert send(tenant.api, other["id"], "tool.executed")["deliveries"] == 1  # all
+    received = receiver.wait_for(5)
+    time.sleep(1)  # nothing more arrives
+    assert sorted(r.path.split("?")[1] for r in receiver.requests) == ["all", "all", "all", "bot-only", "sent-only"]
+    assert len(received) == 5
+
+
+def test_failures_are_retried_with_the_same_webhook_id_until_success(tenant, receiver, worker):
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    receiver.reply(Reply(500, b"boom"), Reply(500, b"boom again"))
+    event = send(tenant.api, agent["id"])
+    requests = receiver.wait_for(3)
+    assert {r.headers["webhook-id"] for r in requests} == {event["id"]}
+    assert len({r.body for r in requests}) == 1
+    delivery = wait_for_status(tenant.api, delivery_of(tenant.api, event["id"])["id"], "succeeded")
+    assert [a["response_status"] for a in delivery["attempts"]] == [500, 500, 200]
+    assert delivery["attempts"][0]["response_body"] == "boom"
+    assert delivery["attempt_count"] == 3 and delivery["next_attempt_at"] is None
+
+
+def test_always_failing_receiver_ends_failed_after_the_schedule(tenant, receiver, worker):
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    receiver.default = Reply(503, b"unavailable")
+    event = send(tenant.api, agent["id"])
+    delivery_id = delivery_of(tenant.api, event["id"])["id"]
+    retrying = wait_for_status(tenant.api, delivery_id, "retrying")
+    assert retrying["next_attempt_at"] is not None
+    delivery = wait_for_status(tenant.api, delivery_id, "failed")
+    # Three delays in the schedule: one first attempt and three retries.
+    assert delivery["attempt_count"] == 4 and len(receiver.requests) == 4
+    assert delivery["next_attempt_at"] is None
+    time.sleep(1.5)
+    assert len(receiver.requests) == 4
+
+
+def test_redirect_is_a_failure_and_is_not_followed(tenant, receiver, worker):
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    receiver.default = Reply(302, b"", {"Location": receiver.url + "?followed"})
+    event = send(tenant.api, agent["id"])
+    delivery = wait_for_status(tenant.api, delivery_of(tenant.api, event["id"])["id"], "failed")
+    assert {a["response_status"] for a in delivery["attempts"]} == {302}
+    assert {a["error"] for a in delivery["attempts"]} == {"redirect not followed"}
+    assert not any("followed" in r.path for r in receiver.requests)
+
+
+def test_slow_receiver_is_recorded_as_timeout(tenant, receiver, worker):
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    receiver.reply(Reply(200, delay=3.5))  # DELIVERY_TIMEOUT is 2 s in the tests
+    event = send(tenant.api, agent["id"])
+    delivery_id = delivery_of(tenant.api, event["id"])["id"]
+    delivery = wait_for_status(tenant.api, delivery_id, "succeeded", timeout=30)
+    first = delivery["attempts"][0]
+    assert first["error"] == "timeout" and first["response_status"] is None
+    assert 1900 <= first["duration_ms"] < 3400
+    assert delivery["attempts"][1]["response_status"] == 200
+
+
+def test_connection_refused_is_recorded(tenant, worker):
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, "http://127.0.0.1:9/nothing-listens-here")
+    event = send(tenant.api, agent["id"])
+    delivery = wait_for_status(tenant.api, delivery_of(tenant.api, event["id"])["id"], "failed")
+    assert {a["error"] for a in delivery["attempts"]} == {"connection refused"}
+
+
+def test_gone_disables_the_endpoint_at_once(tenant, receiver, worker):
+    agent = make_agent(tenant.api)
+    endpoint = make_endpoint(tenant.api, receiver.url)
+    receiver.default = Reply(410, b"gone")
+    event = send(tenant.api, agent["id"])
+    delivery = wait_for_status(tenant.api, delivery_of(tenant.api, event["id"])["id"], "failed")
+    assert delivery["attempt_count"] == 1
+    shown = tenant.api.get(f"/api/v1/endpoints/{endpoint['id']}").json
+    assert shown["enabled"] is False and "410" in shown["disabled_reason"]
+    assert send(tenant.api, agent["id"])["deliveries"] == 0
+
+
+def test_retry_after_is_honoured(tenant, receiver, worker):
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    receiver.reply(Reply(429, b"slow down", {"Retry-After": "1"}))
+    send(tenant.api, agent["id"])
+    first, second = receiver.wait_for(2)
+    # The schedule says 0.5 s ± 20 %; Retry-After asks for 1 s (within twice the scheduled wait).
+    assert second.at - first.at >= 0.95
+
+
+def test_manual_resend_adds_a_manual_attempt(tenant, receiver, worker):
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    event = send(tenant.api, agent["id"])
+    delivery_id = delivery_of(tenant.api, event["id"])["id"]
+    wait_for_status(tenant.api, delivery_id, "succeeded")
+    response = tenant.api.post(f"/api/v1/deliveries/{delivery_id}/resend")
+    assert response.status_code == 202
+    first, second = receiver.wait_for(2)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == event["id"]
+    assert first.body == second.body
+    delivery = wait_until(lambda: (d := tenant.api.get(f"/api/v1/deliveries/{delivery_id}").json)["attempt_count"] == 2 and d)
+    assert [a["trigger"] for a in delivery["attempts"]] == ["scheduled", "manual"]
+    assert delivery["status"] == "succeeded"
+
+
+def test_manual_resend_of_a_failed_delivery_that_now_succeeds(tenant, receiver, worker):
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    receiver.reply(*[Reply(500)] * 4)
+    event = send(tenant.api, agent["id"])
+    delivery_id = delivery_of(tenant.api, event["id"])["id"]
+    wait_for_status(tenant.api, delivery_id, "failed")
+    tenant.api.post(f"/api/v1/deliveries/{delivery_id}/resend")
+    delivery = wait_for_status(tenant.api, delivery_id, "succeeded")
+    assert delivery["attempt_count"] == 5 and delivery["attempts"][-1]["trigger"] == "manual"
+
+
+def test_rotated_secret_signs_with_both_secrets(tenant, receiver, worker):
+    agent = make_agent(tenant.api)
+    endpoint = make_endpoint(tenant.api, receiver.url)
+    old_secret = endpoint["secret"]
+    rotated = tenant.api.post(f"/api/v1/endpoints/{endpoint['id']}/secret/rotate")
+    assert rotated.status_code == 200
+    new_secret = rotated.json["secret"]
+    assert new_secret.startswith("whsec_") and new_secret != old_secret
+    assert tenant.api.get(f"/api/v1/endpoints/{endpoint['id']}/secret").json["secret"] == new_secret
+    send(tenant.api, agent["id"])
+    request = receiver.wait_for(1)[0]
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    for secret in (old_secret, new_secret):
+        assert standardwebhooks.Webhook(secret).verify(request.body, request.headers)
+        svix.webhooks.Webhook(secret).verify(request.body, request.headers)  # raises when it does not verify
+
+
+def test_test_event_goes_to_that_endpoint_alone(tenant, receiver, worker):
+    make_agent(tenant.api)
+    target = make_endpoint(tenant.api, receiver.url + "?target", event_types=["message.sent"])
+    make_endpoint(tenant.api, receiver.url + "?other")
+    response = tenant.api.post(f"/api/v1/endpoints/{target['id']}/test")
+    assert response.status_code == 202
+    assert response.json["type"] == "webhook.test" and response.json["deliveries"] == 1
+    request = receiver.wait_for(1)[0]
+    time.sleep(1)
+    assert len(receiver.requests) == 1 and request.path.endswith("?target")
+    body = json.loads(request.body)
+    assert body["type"] == "webhook.test" and body["id"] == response.json["id"]
+    assert standardwebhooks.Webhook(target["secret"]).verify(request.body, request.headers)
+
+
+@pytest.mark.parametrize("status", [200, 204, 299])
+def test_any_2xx_is_success(tenant, receiver, worker, status):
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    receiver.default = Reply(status, b"")
+    event = send(tenant.api, agent["id"])
+    wait_for_status(tenant.api, delivery_of(tenant.api, event["id"])["id"], "succeeded")
