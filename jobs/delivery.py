@@ -10,7 +10,7 @@ from sqlalchemy import or_, select, update
 
 from webapp import __version__
 from webapp.extensions import db
-from webapp.models import MANUAL, PENDING, RETRYING, SCHEDULED, Delivery, Endpoint, Event, utcnow
+from webapp.models import FAILED, MANUAL, PENDING, RETRYING, SCHEDULED, Delivery, Endpoint, Event, utcnow
 from webapp.queue import JOB_TIMEOUT_HEADROOM, enqueue_deliveries, enqueue_delivery_in
 from webapp.services.deliveries import record_outcome
 from webapp.services.endpoints import signing_secrets
@@ -64,7 +64,7 @@ def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED) -> None:
         endpoint, event = delivery.endpoint, delivery.event
         attempt_trigger = MANUAL if delivery.manual_pending else SCHEDULED
         if not endpoint.enabled and attempt_trigger == SCHEDULED:
-            delivery.status, delivery.next_attempt_at, delivery.lease_until = "failed", None, None
+            delivery.status, delivery.next_attempt_at, delivery.lease_until = FAILED, None, None
             delivery.last_error = "endpoint disabled"
             db.session.commit()
             return

@@ -291,3 +291,24 @@ def test_deliveries_filter_by_status_endpoint_type_and_agent(tenant):
                              "next_attempt_at"}
     detail = tenant.api.get(f"/api/v1/deliveries/{delivery['id']}").json
     assert detail["attempts"] == [] and detail["id"] == delivery["id"]
+
+
+@pytest.mark.parametrize("occurred_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_out_of_range_times_are_422_not_500(tenant, agent, occurred_at):
+    body = {"type": "message.received", "agent_id": agent["id"], "occurred_at": occurred_at}
+    assert_error(tenant.api.post("/api/v1/events", json=body), 422, field="occurred_at")
+
+
+def test_rfc3339_lower_case_separators_are_accepted(tenant, agent):
+    body = {"type": "message.received", "agent_id": agent["id"], "occurred_at": "2026-11-26t12:00:00.250z"}
+    event_id = tenant.api.post("/api/v1/events", json=body).json["id"]
+    assert tenant.api.get(f"/api/v1/events/{event_id}").json["occurred_at"] == "2026-11-26T12:00:00.250Z"
+
+
+def test_odd_input_never_reaches_the_database_as_a_500(tenant, agent):
+    assert_error(tenant.api.get("/api/v1/agents?limit=²"), 422, field="limit")
+    assert_error(tenant.api.get("/api/v1/agents/agt_%00x"), 404)
+    assert_error(tenant.api.get("/api/v1/deliveries?event_type=a%00b"), 422)
+    assert_error(tenant.api.post("/api/v1/endpoints", json={"url": "https://example.com/x", "agent_ids": ["a\x00"]}),
+                 422, field="agent_ids")
+    assert_error(tenant.api.post("/api/v1/agents", json={"name": "a\x00b"}), 422, field="name")

@@ -246,3 +246,18 @@ def test_any_2xx_is_success(tenant, receiver, worker, status):
     receiver.default = Reply(status, b"")
     event = send(tenant.api, agent["id"])
     wait_for_status(tenant.api, delivery_of(tenant.api, event["id"])["id"], "succeeded")
+
+
+def test_event_accepted_while_redis_is_down_is_delivered_once_it_is_back(app, tenant, receiver, worker):
+    """The contract: Redis being down does not change ingest's answer, and nothing is lost."""
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    # This web process's Redis is unreachable (a closed port); the worker's is fine, as after an outage.
+    app.config["REDIS_URL"] = "redis://127.0.0.1:9/0"
+    app.extensions.pop("agenthooks_redis", None)
+    accepted = send(tenant.api, agent["id"])
+    assert accepted["deliveries"] == 1
+    # The worker's periodic sweep finds the unqueued delivery in the database.
+    request = receiver.wait_for(1, timeout=30)[0]
+    assert request.headers["webhook-id"] == accepted["id"]
+    wait_for_status(tenant.api, delivery_of(tenant.api, accepted["id"])["id"], "succeeded")

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from webapp.extensions import db
-from webapp.models import Agent, ApiKey, Delivery, Endpoint, Event, EventType, Tenant
+from webapp.models import Agent, ApiKey, Attempt, Delivery, Endpoint, Event, EventType, Tenant
 from webapp.tenancy import TenantNotSet, all_tenants, tenant_scope
 
 METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
@@ -41,7 +41,9 @@ def snapshot(tenant_id: str) -> dict:
             "agents": [(a.id, a.name, a.description) for a in db.session.scalars(select(Agent))],
             "endpoint": (endpoint.url, endpoint.enabled, endpoint.secret_encrypted, endpoint.previous_secret_encrypted),
             "events": db.session.scalar(select(func.count()).select_from(Event)),
-            "deliveries": [(d.id, d.status, d.attempt_count, d.manual_pending) for d in db.session.scalars(select(Delivery))],
+            # Status and attempts move on by themselves (a worker may be running); a resend would show here.
+            "deliveries": [(d.id, d.manual_pending) for d in db.session.scalars(select(Delivery))],
+            "manual_attempts": db.session.scalar(select(func.count()).select_from(Attempt).where(Attempt.trigger == "manual")),
             "keys": [(k.id, k.revoked_at) for k in db.session.scalars(select(ApiKey))],
             "types": [t.name for t in db.session.scalars(select(EventType))],
         }

@@ -32,6 +32,11 @@ def rate_limit_key() -> str:
 def _authenticate():
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
+    # No id or filter of ours contains NUL, and PostgreSQL refuses it in a query: answer before it gets there.
+    if "\x00" in request.path:
+        raise APIError(404, "There is nothing at this address.")
+    if any("\x00" in value for value in request.args.values()):
+        raise APIError(422, "Query parameters may not contain NUL characters.")
     token = bearer_token()
     if token is None:
         raise APIError(401, "Send your API key as 'Authorization: Bearer ahk_…'.")
@@ -66,7 +71,7 @@ def limit_arg(default: int = 50, maximum: int = 100) -> int:
     raw = request.args.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise APIError(422, f"limit: must be a whole number from 1 to {maximum}")
     return int(raw)
 

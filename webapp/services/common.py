@@ -76,6 +76,8 @@ def text_field(data: dict, field: str, *, max_length: int, required: bool = Fals
         return None if default is _MISSING else default
     if not isinstance(value, str):
         raise ValidationError(field, "must be a string")
+    if "\x00" in value:
+        raise ValidationError(field, "may not contain NUL characters")
     value = value.strip()
     if required and not value and not allow_blank:
         raise ValidationError(field, "may not be blank")

@@ -30,7 +30,7 @@ def _string_list(data: dict, field: str) -> list[str]:
     value = data.get(field)
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+    if not isinstance(value, list) or not all(isinstance(item, str) and "\x00" not in item for item in value):
         raise ValidationError(field, "must be a list of strings")
     return list(dict.fromkeys(value))  # drop repeats, keep order
 

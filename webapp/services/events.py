@@ -41,13 +41,17 @@ def _parse_time(data: dict, field: str) -> datetime | None:
         return None
     if not isinstance(value, str):
         raise ValidationError(field, "must be an RFC 3339 date-time string")
+    value = value.upper()  # RFC 3339 allows a lower-case t and z
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise ValidationError(field, "must be an RFC 3339 date-time, like 2026-11-26T12:00:00Z") from None
-    if moment.tzinfo is None or "T" not in value.upper():
+    if moment.tzinfo is None or "T" not in value:
         raise ValidationError(field, "must be an RFC 3339 date-time with a time zone, like 2026-11-26T12:00:00Z")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValidationError(field, "is out of range") from None
 
 
 def _object(data: dict, field: str) -> dict | None:
