@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,15 +59,18 @@ def _schema():
 
 @pytest.fixture
 def app():
-    """A fresh app on an emptied database."""
+    """A fresh app on an emptied database.
+
+    No app context stays pushed around the test: Flask would reuse it for every request, and
+    ``flask.g`` (the logged-in user, the CSRF token) would leak between requests and clients.
+    Tests that touch the database directly open one: ``with app.app_context():`` or ``tenant.scope()``.
+    """
     application = create_app({"TESTING": True})
     with application.app_context():
         for table in reversed(db.metadata.sorted_tables):
             db.session.execute(delete(table))
         db.session.commit()
-    with application.app_context():
-        yield application
-        db.session.remove()
+    return application
 
 
 @pytest.fixture
@@ -80,9 +83,13 @@ class TenantHandle:
     id: str
     api_key: str
     api: ApiClient
+    app: object
 
+    @contextmanager
     def scope(self):
-        return tenant_scope(self.id)
+        """An app context acting as this tenant, for tests that use the services or the database."""
+        with self.app.app_context(), tenant_scope(self.id):
+            yield
 
 
 @pytest.fixture
@@ -92,11 +99,13 @@ def make_tenant(app):
 
     def make(org: str | None = None) -> TenantHandle:
         count[0] += 1
-        tenant, _ = create_tenant(org or f"Org {count[0]}", f"owner{count[0]}@example.com", "correct horse battery")
-        with tenant_scope(tenant.id):
-            _, plaintext = create_key("test")
-        db.session.commit()
-        return TenantHandle(tenant.id, plaintext, ApiClient(app.test_client(), plaintext))
+        with app.app_context():
+            tenant, _ = create_tenant(org or f"Org {count[0]}", f"owner{count[0]}@example.com",
+                                      "correct horse battery")
+            with tenant_scope(tenant.id):
+                _, plaintext = create_key("test")
+            db.session.commit()
+            return TenantHandle(tenant.id, plaintext, ApiClient(app.test_client(), plaintext), app)
 
     return make
 

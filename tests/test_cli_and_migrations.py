@@ -31,7 +31,8 @@ def test_tenant_create_prints_a_tenant_id_and_a_working_api_key(app, client):
     assert response.status_code == 200 and response.json["data"] == []
     # The first user can log in to the dashboard with that email and password.
     from webapp.services.tenants import authenticate
-    assert authenticate("ops@example.com", "long enough pw").tenant_id == created["tenant_id"]
+    with app.app_context():
+        assert authenticate("ops@example.com", "long enough pw").tenant_id == created["tenant_id"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -70,4 +71,5 @@ def test_migrations_build_the_models_schema_from_empty_on_sqlite(tmp_path):
 
 def test_the_test_database_was_migrated_without_drift(app):
     """The session database (PostgreSQL in CI) was built by the migrations; it matches the models."""
-    assert _schema_drift(db.engine) == []
+    with app.app_context():
+        assert _schema_drift(db.engine) == []

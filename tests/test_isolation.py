@@ -24,17 +24,17 @@ def victim(make_tenant, app):
     delivery = a.api.get(f"/api/v1/events/{event['id']}").json["deliveries"][0]
     from webapp.services.event_types import create_custom_type
     with a.scope():
-        custom = create_custom_type({"name": "victim.thing"})
+        custom_id = create_custom_type({"name": "victim.thing"}).id
         key_id = db.session.scalars(select(ApiKey.id)).first()
         db.session.commit()
     ids = {"agent_id": agent["id"], "endpoint_id": endpoint["id"], "event_id": event["id"],
-           "delivery_id": delivery["id"], "key_id": key_id, "type_id": custom.id}
+           "delivery_id": delivery["id"], "key_id": key_id, "type_id": custom_id}
     return a, b, ids
 
 
-def snapshot(tenant_id: str) -> dict:
+def snapshot(app, tenant_id: str) -> dict:
     """Everything of tenant A that an intruder could change."""
-    with tenant_scope(tenant_id):
+    with app.app_context(), tenant_scope(tenant_id):
         db.session.expire_all()
         endpoint = db.session.scalars(select(Endpoint)).one()
         return {
@@ -58,7 +58,7 @@ def id_rules(app, prefix: str):
 
 def test_api_routes_answer_404_for_another_tenants_ids(app, victim):
     a, b, ids = victim
-    before = snapshot(a.id)
+    before = snapshot(app, a.id)
     checked = 0
     for rule, method in id_rules(app, "/api/"):
         unknown = rule.arguments - set(ids)
@@ -72,7 +72,7 @@ def test_api_routes_answer_404_for_another_tenants_ids(app, victim):
         assert response.json["error"]["code"] == "not_found"
         checked += 1
     assert checked >= 12
-    assert snapshot(a.id) == before
+    assert snapshot(app, a.id) == before
 
 
 def test_cannot_send_events_as_another_tenants_agent(victim):
@@ -98,21 +98,21 @@ def test_lists_show_only_the_tenants_own_rows(victim):
 
 
 def test_queries_without_a_tenant_are_refused(app, victim):
-    a, b, ids = victim
-    with pytest.raises(TenantNotSet):
-        db.session.scalars(select(Agent)).all()
-    db.session.rollback()
-    with all_tenants():
-        assert db.session.scalar(select(func.count()).select_from(Agent)) == 1
-    assert db.session.scalar(select(func.count()).select_from(Tenant)) == 2  # tenants themselves are not scoped
+    with app.app_context():
+        with pytest.raises(TenantNotSet):
+            db.session.scalars(select(Agent)).all()
+        db.session.rollback()
+        with all_tenants():
+            assert db.session.scalar(select(func.count()).select_from(Agent)) == 1
+        assert db.session.scalar(select(func.count()).select_from(Tenant)) == 2  # tenants themselves are not scoped
 
 
 def test_a_unit_of_work_cannot_write_another_tenants_rows(app, victim):
     a, b, ids = victim
-    with tenant_scope(b.id):
+    with b.scope():
         db.session.add(Agent(name="smuggled", tenant_id=a.id))
         with pytest.raises(TenantNotSet):
             db.session.flush()
         db.session.rollback()
-    with tenant_scope(a.id):
+    with a.scope():
         assert [x.name for x in db.session.scalars(select(Agent))] == ["victim bot"]

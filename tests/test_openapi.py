@@ -10,10 +10,6 @@ from openapi_spec_validator.validation.validators import OpenAPIV31SpecValidator
 
 from webapp.api import PUBLIC_ENDPOINTS
 from webapp.api.openapi import document
-from webapp.extensions import db
-from webapp.services.api_keys import create_key
-from webapp.services.tenants import create_tenant
-from webapp.tenancy import tenant_scope
 
 API_PREFIX = "/api/v1"
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -129,14 +125,10 @@ class Conformance:
 
 
 @pytest.fixture
-def api(app):
+def api(app, tenant):
     """A test client with a new tenant's API key."""
-    tenant, _ = create_tenant("OpenAPI Org", "openapi@example.com", "correct horse battery")
-    with tenant_scope(tenant.id):
-        _, plaintext = create_key("openapi")
-    db.session.commit()
     client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {plaintext}"
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tenant.api_key}"
     return client
 
 

@@ -1,3 +1,67 @@
-from flask import Blueprint
+"""Dashboard pages: agents."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import login_required
+
+from ..extensions import db
+from ..services import agents
+from ..services.common import ValidationError
+from .forms import AgentForm
 
 bp = Blueprint("agents", __name__)
+
+
+@bp.get("/agents")
+@login_required
+def index():
+    """List the agents with how many events each has sent."""
+    return render_template("agents/list.html", agents=agents.all_agents(), counts=agents.event_counts())
+
+
+@bp.route("/agents/new", methods=["GET", "POST"])
+@login_required
+def new():
+    """Register an agent."""
+    form = AgentForm()
+    if form.validate_on_submit():
+        try:
+            agent = agents.create_agent(form.payload())
+        except ValidationError as exc:
+            form.add_error(exc)
+        else:
+            db.session.commit()
+            flash(f"Agent “{agent.name}” created. Its id is {agent.id}.", "success")
+            return redirect(url_for("agents.index"))
+    return render_template("agents/form.html", form=form, agent=None), form.status
+
+
+@bp.route("/agents/<agent_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(agent_id):
+    """Rename or redescribe an agent."""
+    agent = agents.get_agent(agent_id)
+    form = AgentForm(obj=agent)
+    if form.validate_on_submit():
+        try:
+            agents.update_agent(agent.id, form.payload())
+        except ValidationError as exc:
+            form.add_error(exc)
+        else:
+            db.session.commit()
+            flash(f"Agent “{agent.name}” saved.", "success")
+            return redirect(url_for("agents.index"))
+    return render_template("agents/form.html", form=form, agent=agent), form.status
+
+
+@bp.post("/agents/<agent_id>/delete")
+@login_required
+def delete(agent_id):
+    """Delete an agent (its past events stay in the log)."""
+    name = agents.get_agent(agent_id).name
+    agents.delete_agent(agent_id)
+    db.session.commit()
+    if request.htmx:
+        return ""  # the row's hx-swap removes it
+    flash(f"Agent “{name}” deleted.", "success")
+    return redirect(url_for("agents.index"))

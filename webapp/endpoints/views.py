@@ -1,3 +1,135 @@
-from flask import Blueprint
+"""Dashboard pages: endpoints, their signing secrets and test events."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from flask_login import login_required
+
+from ..extensions import db
+from ..models import Endpoint
+from ..services import agents, deliveries, endpoints, events
+from ..services.common import ValidationError
+from .forms import EndpointForm
 
 bp = Blueprint("endpoints", __name__)
+
+
+def _no_store(body):
+    """A response that no cache keeps: it carries a secret."""
+    response = make_response(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _detail(endpoint: Endpoint, secret: str | None = None) -> str:
+    recent, _ = deliveries.list_deliveries(endpoint_id=endpoint.id, limit=10)
+    return render_template("endpoints/detail.html", endpoint=endpoint, secret=secret, recent=recent,
+                           agent_names={agent.id: agent.name for agent in agents.all_agents()})
+
+
+@bp.get("/endpoints")
+@login_required
+def index():
+    """List the endpoints with what they subscribe to and whether they are enabled."""
+    return render_template("endpoints/list.html", endpoints=endpoints.all_endpoints(),
+                           agent_names={agent.id: agent.name for agent in agents.all_agents()})
+
+
+@bp.route("/endpoints/new", methods=["GET", "POST"])
+@login_required
+def new():
+    """Add an endpoint."""
+    form = EndpointForm()
+    if form.validate_on_submit():
+        try:
+            endpoint = endpoints.create_endpoint(form.payload())
+        except ValidationError as exc:
+            form.add_error(exc)
+        else:
+            db.session.commit()
+            flash("Endpoint created. Verify its deliveries with the signing secret below.", "success")
+            return redirect(url_for("endpoints.detail", endpoint_id=endpoint.id))
+    return render_template("endpoints/form.html", form=form, endpoint=None), form.status
+
+
+@bp.get("/endpoints/<endpoint_id>")
+@login_required
+def detail(endpoint_id):
+    """Show an endpoint, its masked secret and its latest deliveries."""
+    return _detail(endpoints.get_endpoint(endpoint_id))
+
+
+@bp.get("/endpoints/<endpoint_id>/secret")
+@login_required
+def secret(endpoint_id):
+    """Reveal the signing secret: a fragment for htmx, the whole page otherwise."""
+    endpoint = endpoints.get_endpoint(endpoint_id)
+    value = endpoints.current_secret(endpoint)
+    if request.htmx:
+        return _no_store(render_template("endpoints/_secret.html", endpoint=endpoint, secret=value))
+    return _no_store(_detail(endpoint, value))
+
+
+@bp.route("/endpoints/<endpoint_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(endpoint_id):
+    """Change an endpoint's URL, subscriptions or enabled flag."""
+    endpoint = endpoints.get_endpoint(endpoint_id)
+    form = EndpointForm(obj=endpoint)
+    if form.validate_on_submit():
+        try:
+            endpoints.update_endpoint(endpoint.id, form.payload())
+        except ValidationError as exc:
+            form.add_error(exc)
+        else:
+            db.session.commit()
+            flash("Endpoint saved.", "success")
+            return redirect(url_for("endpoints.detail", endpoint_id=endpoint.id))
+    return render_template("endpoints/form.html", form=form, endpoint=endpoint), form.status
+
+
+@bp.get("/endpoints/<endpoint_id>/rotate")
+@login_required
+def confirm_rotate(endpoint_id):
+    """Ask before rotating the signing secret."""
+    return render_template("endpoints/rotate.html", endpoint=endpoints.get_endpoint(endpoint_id))
+
+
+@bp.post("/endpoints/<endpoint_id>/rotate")
+@login_required
+def rotate(endpoint_id):
+    """Rotate the signing secret and show the new one."""
+    value = endpoints.rotate_secret(endpoint_id)
+    db.session.commit()
+    return _no_store(render_template("endpoints/rotated.html", endpoint=endpoints.get_endpoint(endpoint_id),
+                                     secret=value))
+
+
+@bp.post("/endpoints/<endpoint_id>/test")
+@login_required
+def send_test(endpoint_id):
+    """Send a webhook.test event to this endpoint alone."""
+    accepted = events.send_test_event(endpoint_id)
+    flash(f"Sent a webhook.test event ({accepted.event.id}). Its delivery is listed below.", "success")
+    return redirect(url_for("endpoints.detail", endpoint_id=endpoint_id))
+
+
+@bp.post("/endpoints/<endpoint_id>/enable")
+@login_required
+def enable(endpoint_id):
+    """Enable a disabled endpoint again."""
+    endpoints.update_endpoint(endpoint_id, {"enabled": True})
+    db.session.commit()
+    flash("Endpoint enabled: new events will be delivered to it.", "success")
+    return redirect(url_for("endpoints.detail", endpoint_id=endpoint_id))
+
+
+@bp.post("/endpoints/<endpoint_id>/delete")
+@login_required
+def delete(endpoint_id):
+    """Delete an endpoint and its deliveries."""
+    endpoints.delete_endpoint(endpoint_id)
+    db.session.commit()
+    flash("Endpoint deleted.", "success")
+    if request.htmx:  # hx-confirm asked first; have the browser load the list
+        return "", 200, {"HX-Redirect": url_for("endpoints.index")}
+    return redirect(url_for("endpoints.index"))

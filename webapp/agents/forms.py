@@ -1,0 +1,15 @@
+"""The agent form."""
+from wtforms import StringField, SubmitField, TextAreaField
+from wtforms.validators import InputRequired
+
+from ..dashboard.forms import ServiceForm
+
+
+class AgentForm(ServiceForm):
+    name = StringField("Name", validators=[InputRequired("Name is required")], render_kw={"maxlength": 200})
+    description = TextAreaField("Description", render_kw={"rows": 3, "maxlength": 2000})
+    submit = SubmitField("Save agent")
+
+    def payload(self) -> dict:
+        """The fields as the agents service (and the API) takes them."""
+        return {"name": self.name.data or "", "description": self.description.data or ""}
