@@ -22,6 +22,8 @@ from .context import job_context
 log = logging.getLogger(__name__)
 # A leased delivery whose manual resend arrived meanwhile is looked at again this soon.
 _BUSY_RETRY_SECONDS = 2
+# A job that arrives at most this early is put back for its due time.
+_EARLY_SECONDS = 5
 
 
 def _claim(delivery_id: str) -> bool:
@@ -33,12 +35,27 @@ def _claim(delivery_id: str) -> bool:
         .where(Delivery.id == delivery_id,
                or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
                or_(Delivery.manual_pending.is_(True),
-                   Delivery.status.in_((PENDING, RETRYING)) & (Delivery.next_attempt_at <= now + timedelta(seconds=1))))
+                   Delivery.status.in_((PENDING, RETRYING)) & (Delivery.next_attempt_at <= now)))
         .values(lease_until=lease)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
     return result.rowcount == 1
+
+
+def _not_claimed(tenant_id: str, delivery_id: str, trigger: str) -> None:
+    """Another job holds the delivery, or it is not due: usually nothing to do, twice there is."""
+    delivery = db.session.scalars(select(Delivery).where(Delivery.id == delivery_id)).one_or_none()
+    if delivery is None:
+        return
+    if delivery.manual_pending and trigger == MANUAL:
+        # A resend arrived while a scheduled attempt was in flight: look again shortly.
+        enqueue_delivery_in(_BUSY_RETRY_SECONDS, tenant_id, delivery_id)
+        return
+    early = delivery.next_attempt_at and (delivery.next_attempt_at - utcnow()).total_seconds()
+    if delivery.status in (PENDING, RETRYING) and delivery.lease_until is None and early and 0 < early <= _EARLY_SECONDS:
+        # Clocks of web and worker machines differ a little: run it when it is due rather than wait for the sweep.
+        enqueue_delivery_in(early, tenant_id, delivery_id)
 
 
 def headers_for(event: Event, endpoint: Endpoint) -> dict:
@@ -56,9 +73,7 @@ def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED) -> None:
     """Attempt one delivery (the job RQ runs). ``trigger`` is informative: the row says what is due."""
     with job_context(tenant_id):
         if not _claim(delivery_id):
-            delivery = db.session.scalars(select(Delivery).where(Delivery.id == delivery_id)).one_or_none()
-            if delivery is not None and delivery.manual_pending and trigger == MANUAL:
-                enqueue_delivery_in(_BUSY_RETRY_SECONDS, tenant_id, delivery_id)
+            _not_claimed(tenant_id, delivery_id, trigger)
             return
         delivery = db.session.scalars(select(Delivery).where(Delivery.id == delivery_id)).one()
         endpoint, event = delivery.endpoint, delivery.event

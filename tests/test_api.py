@@ -312,3 +312,31 @@ def test_odd_input_never_reaches_the_database_as_a_500(tenant, agent):
     assert_error(tenant.api.post("/api/v1/endpoints", json={"url": "https://example.com/x", "agent_ids": ["a\x00"]}),
                  422, field="agent_ids")
     assert_error(tenant.api.post("/api/v1/agents", json={"name": "a\x00b"}), 422, field="name")
+
+
+def test_deleting_an_agent_never_widens_an_endpoint_to_all_agents(tenant):
+    keep = tenant.api.post("/api/v1/agents", json={"name": "keep"}).json["id"]
+    gone = tenant.api.post("/api/v1/agents", json={"name": "gone"}).json["id"]
+    only = tenant.api.post("/api/v1/endpoints", json={"url": "https://example.com/1", "agent_ids": [gone]}).json
+    both = tenant.api.post("/api/v1/endpoints", json={"url": "https://example.com/2", "agent_ids": [gone, keep]}).json
+    assert tenant.api.delete(f"/api/v1/agents/{gone}").status_code == 204
+    only = tenant.api.get(f"/api/v1/endpoints/{only['id']}").json
+    both = tenant.api.get(f"/api/v1/endpoints/{both['id']}").json
+    assert only["agent_ids"] == [] and only["enabled"] is False and "'gone'" in only["disabled_reason"]
+    assert both["agent_ids"] == [keep] and both["enabled"] is True
+
+
+def test_deleting_a_custom_type_never_widens_an_endpoint_to_all_types(app, tenant):
+    from webapp.extensions import db
+    from webapp.services.event_types import create_custom_type, delete_custom_type
+    with tenant.scope():
+        type_id = create_custom_type({"name": "order.shipped"}).id
+        db.session.commit()
+    endpoint = tenant.api.post("/api/v1/endpoints", json={"url": "https://example.com/1",
+                                                          "event_types": ["order.shipped"]}).json
+    with tenant.scope():
+        delete_custom_type(type_id)
+        db.session.commit()
+    endpoint = tenant.api.get(f"/api/v1/endpoints/{endpoint['id']}").json
+    assert endpoint["event_types"] == [] and endpoint["enabled"] is False
+    assert "order.shipped" in endpoint["disabled_reason"]

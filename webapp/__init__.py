@@ -9,7 +9,15 @@ from flask import Flask
 
 __version__ = "0.1.0"
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def _project_root() -> Path:
+    """The checkout that holds templates/, static/ and migrations/ (the working directory after a plain
+    ``pip install .``, as on a Heroku-style platform where the app runs from its checkout)."""
+    beside_package = Path(__file__).resolve().parent.parent
+    return beside_package if (beside_package / "templates").is_dir() else Path.cwd()
+
+
+ROOT = _project_root()
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -40,7 +48,8 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     htmx.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
-    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1})
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1,
+                                                        **app.config["REDIS_OPTIONS"]})
     limiter.init_app(app)
     login_manager.init_app(app)
     from .auth.session import setup_login

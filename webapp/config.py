@@ -43,6 +43,9 @@ def from_environment(instance_path: str) -> dict:
         "SQLALCHEMY_DATABASE_URI": _database_url(instance_path),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        # Heroku Redis speaks TLS with a self-signed certificate: REDIS_SSL_CERT_REQS=none accepts it.
+        "REDIS_OPTIONS": ({"ssl_cert_reqs": os.environ["REDIS_SSL_CERT_REQS"]}
+                          if os.environ.get("REDIS_SSL_CERT_REQS") else {}),
         "DELIVERY_RETRY_SCHEDULE": _schedule(os.environ.get("DELIVERY_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE)),
         "DELIVERY_TIMEOUT": float(os.environ.get("DELIVERY_TIMEOUT", "15")),
         "ENDPOINT_DISABLE_AFTER": float(os.environ.get("ENDPOINT_DISABLE_AFTER", "432000")),

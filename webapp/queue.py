@@ -3,7 +3,7 @@ so every enqueue here is best effort and the sweep (jobs/sweep.py) makes up for 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from redis import Redis
@@ -23,7 +23,7 @@ def redis_connection() -> Redis:
     if conn is None:
         # Short timeouts: with Redis down, the web answers at once instead of hanging a request.
         conn = Redis.from_url(current_app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5,
-                              health_check_interval=30)
+                              health_check_interval=30, **current_app.config["REDIS_OPTIONS"])
         current_app.extensions["agenthooks_redis"] = conn
     return conn
 
@@ -60,8 +60,11 @@ def enqueue_delivery_in(seconds: float, tenant_id: str, delivery_id: str) -> boo
         options = _job_options()
         # enqueue_in() reads the job's timeout as job_timeout (timeout could be the function's own argument).
         options["job_timeout"] = options.pop("timeout")
-        delivery_queue().enqueue_in(timedelta(seconds=seconds), DELIVER_JOB, tenant_id, delivery_id, "scheduled",
-                                    **options)
+        # RQ keeps scheduled times to the whole second, rounding down: round up instead, so an
+        # attempt never starts before its time (a receiver's Retry-After is a floor, not a hint).
+        due = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+        due = due.replace(microsecond=0) + timedelta(seconds=1 if due.microsecond else 0)
+        delivery_queue().enqueue_at(due, DELIVER_JOB, tenant_id, delivery_id, "scheduled", **options)
         return True
     except RedisError as exc:
         log.warning("could not schedule delivery %s (the sweep will): %s", delivery_id, exc)

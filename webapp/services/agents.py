@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import Agent, Event
 from .common import get_owned, page, text_field
+from .endpoints import forget_subscription
 
 
 def _fields(data: dict, partial: bool) -> dict:
@@ -34,7 +35,10 @@ def update_agent(agent_id: str, data: dict) -> Agent:
 
 
 def delete_agent(agent_id: str) -> None:
-    db.session.delete(get_owned(Agent, agent_id))
+    """Delete the agent; endpoints that filtered on it stop naming it. Its past events stay."""
+    agent = get_owned(Agent, agent_id)
+    forget_subscription("agent_ids", agent.id, f"the agent {agent.name!r}")
+    db.session.delete(agent)
     db.session.flush()
 
 

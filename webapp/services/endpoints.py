@@ -107,6 +107,22 @@ def disable(endpoint: Endpoint, reason: str) -> None:
     )
 
 
+def forget_subscription(field: str, value: str, what: str) -> None:
+    """Drop a deleted agent or custom type from every endpoint's filter.
+
+    An endpoint whose filter named only that one would otherwise widen to "all" silently;
+    it is disabled instead, with the reason shown.
+    """
+    for endpoint in all_endpoints():
+        values = getattr(endpoint, field) or []
+        if value in values:
+            remaining = [v for v in values if v != value]
+            setattr(endpoint, field, remaining)
+            if not remaining and endpoint.enabled:
+                disable(endpoint, f"It subscribed only to {what}, which was deleted. Choose new subscriptions "
+                                  "and enable it again.")
+
+
 def delete_endpoint(endpoint_id: str) -> None:
     db.session.delete(get_owned(Endpoint, endpoint_id))
     db.session.flush()

@@ -42,5 +42,10 @@ def create_custom_type(data: dict) -> EventType:
 
 
 def delete_custom_type(type_id: str) -> None:
-    db.session.delete(get_owned(EventType, type_id))
+    """Delete a custom type; endpoints that filtered on it stop naming it."""
+    from .endpoints import forget_subscription  # endpoints validates against custom types: import late
+
+    event_type = get_owned(EventType, type_id)
+    forget_subscription("event_types", event_type.name, f"the event type {event_type.name!r}")
+    db.session.delete(event_type)
     db.session.flush()
