@@ -5,7 +5,7 @@ import json
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -99,6 +99,9 @@ class Endpoint(TenantMixin, db.Model):
     secret_encrypted: Mapped[str] = mapped_column(Text)
     previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Optional pacing: at most this many deliveries per second to this endpoint (None = no limit).
+    rate_limit: Mapped[float | None] = mapped_column(Float)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Start of the current run of nothing but failures; drives auto-disable.
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -116,7 +119,7 @@ class Event(TenantMixin, db.Model):
     agent_id: Mapped[str | None] = mapped_column(String(40), index=True)
     conversation_id: Mapped[str | None] = mapped_column(String(255))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # The exact JSON body every receiver gets, serialised once at ingest.
     body: Mapped[str] = mapped_column(Text)
 
@@ -145,6 +148,10 @@ class Delivery(TenantMixin, db.Model):
         Index("ix_deliveries_tenant_status_id", "tenant_id", "status", "id"),
         Index("ix_deliveries_tenant_endpoint_id", "tenant_id", "endpoint_id", "id"),
         Index("ix_deliveries_due", "next_attempt_at"),
+        # The live log polls for what changed since its last poll.
+        Index("ix_deliveries_tenant_updated", "tenant_id", "updated_at"),
+        # Retention prunes by age.
+        Index("ix_deliveries_created", "created_at"),
     )
     id: Mapped[str] = _id("dlv")
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
@@ -185,7 +192,7 @@ class Attempt(TenantMixin, db.Model):
     id: Mapped[str] = _id("att")
     delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
     trigger: Mapped[str] = mapped_column(String(16))
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     duration_ms: Mapped[int] = mapped_column(Integer)
     response_status: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(255))
@@ -193,3 +200,20 @@ class Attempt(TenantMixin, db.Model):
     request_headers: Mapped[dict] = mapped_column(JSON, default=dict)
 
     delivery: Mapped[Delivery] = relationship(back_populates="attempts")
+
+
+class AuditEvent(TenantMixin, db.Model):
+    """Who did what to a tenant's keys, secrets and endpoints, from where."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_tenant_id_id", "tenant_id", "id"),)
+    id: Mapped[str] = _id("aud")
+    action: Mapped[str] = mapped_column(String(64))  # e.g. api_key.created, endpoint.secret_revealed
+    actor_user_id: Mapped[str | None] = mapped_column(String(40))
+    actor_api_key_id: Mapped[str | None] = mapped_column(String(40))
+    actor_label: Mapped[str] = mapped_column(String(320), default="")  # email or key name, kept after deletion
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(40))
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -92,6 +92,7 @@ def update_endpoint(endpoint_id: str, data: dict) -> Endpoint:
 def enable(endpoint: Endpoint) -> None:
     endpoint.enabled = True
     endpoint.disabled_reason = None
+    endpoint.disabled_at = None
     endpoint.failing_since = None
 
 
@@ -99,6 +100,7 @@ def disable(endpoint: Endpoint, reason: str) -> None:
     """Stop delivering to the endpoint; its outstanding deliveries end as failed, with the reason."""
     endpoint.enabled = False
     endpoint.disabled_reason = reason
+    endpoint.disabled_at = utcnow()
     db.session.execute(
         update(Delivery)
         .where(Delivery.endpoint_id == endpoint.id, Delivery.status.in_((PENDING, RETRYING)),
