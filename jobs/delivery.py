@@ -11,31 +11,32 @@ from sqlalchemy import or_, select, update
 from webapp import __version__
 from webapp.extensions import db
 from webapp.models import FAILED, MANUAL, PENDING, RETRYING, SCHEDULED, Delivery, Endpoint, Event, utcnow
-from webapp.queue import JOB_TIMEOUT_HEADROOM, enqueue_deliveries, enqueue_delivery_in
+from webapp.queue import enqueue_deliveries, enqueue_delivery_in, job_id, next_of
 from webapp.services.deliveries import record_outcome
 from webapp.services.endpoints import signing_secrets
 from webapp.signing import signature_header
 
 from . import sender
 from .context import job_context
+from .pacing import hold, reserve_slot
 
 log = logging.getLogger(__name__)
-# A leased delivery whose manual resend arrived meanwhile is looked at again this soon.
-_BUSY_RETRY_SECONDS = 2
 # A job that arrives at most this early is put back for its due time.
 _EARLY_SECONDS = 5
+# How long past the attempt's own timeout a claim lasts; a worker killed mid-attempt frees it then.
+LEASE_HEADROOM = 10
 
 
 def _claim(delivery_id: str) -> bool:
     """Lease the delivery if it is due and nobody holds it; the database makes this atomic across workers."""
     now = utcnow()
-    lease = now + timedelta(seconds=current_app.config["DELIVERY_TIMEOUT"] + JOB_TIMEOUT_HEADROOM)
+    lease = now + timedelta(seconds=current_app.config["DELIVERY_TIMEOUT"] + LEASE_HEADROOM)
     result = db.session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id,
                or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
-               or_(Delivery.manual_pending.is_(True),
-                   Delivery.status.in_((PENDING, RETRYING)) & (Delivery.next_attempt_at <= now)))
+               Delivery.next_attempt_at <= now,
+               or_(Delivery.manual_pending.is_(True), Delivery.status.in_((PENDING, RETRYING))))
         .values(lease_until=lease)
         .execution_options(synchronize_session=False)
     )
@@ -46,16 +47,29 @@ def _claim(delivery_id: str) -> bool:
 def _not_claimed(tenant_id: str, delivery_id: str, trigger: str) -> None:
     """Another job holds the delivery, or it is not due: usually nothing to do, twice there is."""
     delivery = db.session.scalars(select(Delivery).where(Delivery.id == delivery_id)).one_or_none()
-    if delivery is None:
+    if delivery is None or delivery.next_attempt_at is None:
         return
-    if delivery.manual_pending and trigger == MANUAL:
-        # A resend arrived while a scheduled attempt was in flight: look again shortly.
-        enqueue_delivery_in(_BUSY_RETRY_SECONDS, tenant_id, delivery_id)
-        return
-    early = delivery.next_attempt_at and (delivery.next_attempt_at - utcnow()).total_seconds()
-    if delivery.status in (PENDING, RETRYING) and delivery.lease_until is None and early and 0 < early <= _EARLY_SECONDS:
+    # (A resend that found a scheduled attempt in flight needs nothing: that attempt queues it when done.)
+    early = (delivery.next_attempt_at - utcnow()).total_seconds()
+    due_soon = delivery.status in (PENDING, RETRYING) or delivery.manual_pending
+    if due_soon and delivery.lease_until is None and 0 < early <= _EARLY_SECONDS:
         # Clocks of web and worker machines differ a little: run it when it is due rather than wait for the sweep.
-        enqueue_delivery_in(early, tenant_id, delivery_id)
+        enqueue_delivery_in(early, tenant_id, next_of(delivery), trigger, job_id_suffix=_fresh_suffix())
+
+
+def _put_back(tenant_id: str, delivery: Delivery, seconds: float, trigger: str) -> None:
+    """Release the claim and send at its pacing slot, ``seconds`` from now, without spending an attempt."""
+    delivery.lease_until = None
+    delivery.next_attempt_at = utcnow() + timedelta(seconds=seconds)
+    delivery.enqueued_at = utcnow()
+    db.session.commit()
+    hold(tenant_id, next_of(delivery), trigger, seconds, job_id(delivery) + _fresh_suffix())
+
+
+def _fresh_suffix() -> str:
+    """A job id suffix for a job that re-queues its own attempt: the running job's id (and hash)
+    is deleted when it returns, so the new one must not share it."""
+    return f"-r{time.time_ns()}"
 
 
 def headers_for(event: Event, endpoint: Endpoint) -> dict:
@@ -69,8 +83,9 @@ def headers_for(event: Event, endpoint: Endpoint) -> dict:
     }
 
 
-def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED) -> None:
-    """Attempt one delivery (the job RQ runs). ``trigger`` is informative: the row says what is due."""
+def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED, slot_reserved: bool = False) -> None:
+    """Attempt one delivery (the job RQ runs). ``trigger`` is informative: the row says what is due.
+    ``slot_reserved``: this job was put back for a pacing slot it already holds."""
     with job_context(tenant_id):
         if not _claim(delivery_id):
             _not_claimed(tenant_id, delivery_id, trigger)
@@ -82,6 +97,10 @@ def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED) -> None:
             delivery.status, delivery.next_attempt_at, delivery.lease_until = FAILED, None, None
             delivery.last_error = "endpoint disabled"
             db.session.commit()
+            return
+        wait = 0.0 if slot_reserved else reserve_slot(endpoint)
+        if wait:
+            _put_back(tenant_id, delivery, wait, attempt_trigger)
             return
         headers = headers_for(event, endpoint)
         db.session.commit()  # hold no transaction open across the HTTP call
@@ -97,8 +116,7 @@ def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED) -> None:
         log.info("delivery %s attempt %d: %s", delivery.id, delivery.attempt_count,
                  outcome.error or outcome.response_status)
         if resend_waiting:
-            enqueue_deliveries(tenant_id, [delivery.id], MANUAL)
-        elif delay is not None:
-            if not enqueue_delivery_in(delay, tenant_id, delivery.id):
-                db.session.execute(update(Delivery).where(Delivery.id == delivery.id).values(enqueued_at=None))
-                db.session.commit()
+            enqueue_deliveries(tenant_id, [next_of(delivery)], MANUAL)
+        elif delay is not None and not enqueue_delivery_in(delay, tenant_id, next_of(delivery)):
+            db.session.execute(update(Delivery).where(Delivery.id == delivery.id).values(enqueued_at=None))
+            db.session.commit()

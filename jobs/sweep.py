@@ -2,69 +2,59 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
 from datetime import timedelta
 
-from redis.exceptions import RedisError
 from sqlalchemy import and_, or_, select, update
 
 from webapp.extensions import db
 from webapp.models import PENDING, RETRYING, Delivery, utcnow
-from webapp.queue import enqueue_deliveries, redis_connection
+from webapp.queue import Next, enqueue_deliveries, job_id, live_job_ids
 from webapp.tenancy import all_tenants
 
 from .context import job_context
 
 log = logging.getLogger(__name__)
-# A queued delivery still not attempted this long after it fell due is taken as lost.
-GRACE = timedelta(seconds=30)
+# A delivery enqueued this recently is not looked at again: its job is most likely still waiting.
+GRACE = timedelta(seconds=10)
 BATCH = 1000
-INTERVAL_SECONDS = 5
-_LOCK = "agenthooks:sweep-lock"
 
 
 def sweep_once() -> int:
-    """Re-enqueue due deliveries that are not queued (or whose job was lost). Returns how many."""
+    """Re-enqueue due deliveries whose job Redis does not hold, and attempts abandoned by a dead worker.
+
+    Returns how many jobs it enqueued.
+    """
     now = utcnow()
-    due = or_(Delivery.manual_pending.is_(True),
-              Delivery.status.in_((PENDING, RETRYING)) & (Delivery.next_attempt_at <= now))
-    lost = or_(Delivery.enqueued_at.is_(None),
-               and_(Delivery.enqueued_at < now - GRACE, Delivery.next_attempt_at < now - GRACE))
-    free = or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)
+    due = and_(Delivery.next_attempt_at <= now,
+               or_(Delivery.manual_pending.is_(True), Delivery.status.in_((PENDING, RETRYING))))
+    not_running = or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)
+    unseen = or_(Delivery.enqueued_at.is_(None), Delivery.enqueued_at < now - GRACE)
     with job_context(), all_tenants():  # one sweep serves every tenant
         rows = db.session.execute(
-            select(Delivery.id, Delivery.tenant_id).where(due, lost, free).order_by(Delivery.next_attempt_at).limit(BATCH)
+            select(Delivery.id, Delivery.tenant_id, Delivery.attempt_count, Delivery.manual_pending,
+                   Delivery.lease_until)
+            .where(due, not_running, unseen).order_by(Delivery.next_attempt_at).limit(BATCH)
         ).all()
         if not rows:
             return 0
-        by_tenant = defaultdict(list)
-        for delivery_id, tenant_id in rows:
-            by_tenant[tenant_id].append(delivery_id)
+        live = live_job_ids([job_id(row) for row in rows])
+        lost = defaultdict(list)
+        for row in rows:
+            abandoned = row.lease_until is not None  # claimed, and the claim ran out: its worker died
+            if abandoned or job_id(row) not in live:
+                # An abandoned attempt's job may still look "started": give the new one its own id.
+                suffix = f"-a{int(now.timestamp())}" if abandoned else ""
+                lost[row.tenant_id].append((Next(row.id, row.attempt_count, row.manual_pending), job_id(row) + suffix))
         queued = 0
-        for tenant_id, ids in by_tenant.items():
-            if enqueue_deliveries(tenant_id, ids):
-                db.session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=now)
-                                   .execution_options(synchronize_session=False))
-                db.session.commit()
-                queued += len(ids)
+        for tenant_id, items in lost.items():
+            if enqueue_deliveries(tenant_id, [d for d, _ in items], job_ids=[j for _, j in items]):
+                queued += len(items)
+        # Everything looked at is either queued or known to be waiting: leave it be for a while.
+        ids = [row.id for row in rows]
+        db.session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=now)
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
         if queued:
             log.info("sweep re-queued %d deliveries", queued)
         return queued
-
-
-def run_forever(app, stop: threading.Event, interval: float = INTERVAL_SECONDS) -> None:
-    """Sweep every ``interval`` seconds; with several workers, one sweeps at a time (a Redis lock)."""
-    while not stop.wait(interval):
-        try:
-            with app.app_context():
-                lock = redis_connection().lock(_LOCK, timeout=max(30, interval * 4), blocking=False)
-                if lock.acquire():
-                    try:
-                        sweep_once()
-                    finally:
-                        lock.release()
-        except RedisError as exc:
-            log.warning("sweep skipped, Redis unavailable: %s", exc)
-        except Exception:  # keep the sweeper alive whatever one pass hit; it is logged with its traceback
-            log.exception("sweep failed")

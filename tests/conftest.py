@@ -4,6 +4,7 @@ HTTP receivers on 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,7 @@ os.environ["AGENTHOOKS_INSTANCE_PATH"] = str(_TMP / "instance")
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{_TMP / 'test.sqlite3'}")
 os.environ.pop("AGENTHOOKS_ENV", None)
 
-from webapp.embedded_redis import ensure_redis_url  # noqa: E402
+from webapp.embedded_redis import EmbeddedRedis, ensure_redis_url  # noqa: E402
 
 _EMBEDDED_REDIS = ensure_redis_url()
 
@@ -137,32 +138,42 @@ def signup():
 class WorkerProcess:
     """``flask --app webapp worker`` as a child process, as the Procfile runs it."""
 
-    def __init__(self):
-        self.log_path = _TMP / "worker.log"
+    def __init__(self, name: str = "worker", env: dict | None = None):
+        self.log_path = _TMP / f"{name}.log"
+        self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
+        start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "webapp", "worker"],
-                                        cwd=ROOT, env=dict(os.environ), stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(lambda: b"Listening on" in self.log_path.read_bytes() or self.process.poll() is not None,
+                                        cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(lambda: b"Listening on" in self.log_path.read_bytes()[start:] or self.process.poll() is not None,
                    timeout=30, message="the worker to start")
         assert self.process.poll() is None, self.log_path.read_text()
 
-    def stop(self) -> None:
+    def stop(self, sig=None, timeout: float = 30) -> int | None:
+        """Stop the worker (SIGTERM unless ``sig`` says otherwise); return its exit code."""
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(sig or signal.SIGTERM)
             try:
-                self.process.wait(20)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        self.log.close()
+                self.process.wait()
+        if self.process and hasattr(self, "log"):
+            self.log.close()
+        return self.process.returncode if self.process else None
+
+
+_SHARED_WORKER: list = [None]
 
 
 @pytest.fixture(scope="session")
 def _worker_process():
     worker = WorkerProcess()
     worker.start()
+    _SHARED_WORKER[0] = worker
     yield worker
     worker.stop()
 
@@ -172,6 +183,48 @@ def worker(_worker_process, app):
     """A running worker (shared by the session) processing this test's deliveries."""
     assert _worker_process.process.poll() is None, "the worker died: see " + str(_worker_process.log_path)
     return _worker_process
+
+
+class Stack:
+    """A Redis server and workers of the test's own, to stop, kill and flush at will."""
+
+    def __init__(self, app):
+        self.redis = EmbeddedRedis().start()
+        self.env = {"REDIS_URL": self.redis.url}  # add to it before start_worker() for other settings
+        self.workers: list[WorkerProcess] = []
+        app.config["REDIS_URL"] = self.redis.url
+        app.extensions.pop("agenthooks_redis", None)
+
+    def start_worker(self) -> WorkerProcess:
+        worker = WorkerProcess(f"stack-worker-{len(self.workers)}", self.env)
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    def stop_redis(self) -> None:
+        self.redis.stop()
+
+    def start_redis(self) -> None:
+        self.redis = EmbeddedRedis(port=self.redis.port).start()
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop(signal.SIGKILL)
+        self.redis.stop()
+
+
+@pytest.fixture
+def stack(app):
+    """Own Redis and workers for fault injection. The session's shared worker is paused meanwhile:
+    its sweep serves every tenant and would deliver what this test means to hold back."""
+    shared = _SHARED_WORKER[0]
+    if shared is not None:
+        shared.stop()
+    stack = Stack(app)
+    yield stack
+    stack.close()
+    if shared is not None:
+        shared.start()
 
 
 def pytest_sessionfinish(session, exitstatus):

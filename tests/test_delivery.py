@@ -11,37 +11,8 @@ import pytest
 import standardwebhooks
 import svix.webhooks
 
-from .helpers import wait_until
+from .helpers import delivery_of, make_agent, make_endpoint, send, wait_for_status, wait_until
 from .receiver import Reply
-
-
-def make_agent(api, name="Support bot"):
-    response = api.post("/api/v1/agents", json={"name": name, "description": "answers tickets"})
-    assert response.status_code == 201, response.json
-    return response.json
-
-
-def make_endpoint(api, url, **fields):
-    response = api.post("/api/v1/endpoints", json={"url": url, **fields})
-    assert response.status_code == 201, response.json
-    endpoint = response.json
-    endpoint["secret"] = api.get(f"/api/v1/endpoints/{endpoint['id']}/secret").json["secret"]
-    return endpoint
-
-
-def send(api, agent_id, type_="message.received", **fields):
-    response = api.post("/api/v1/events", json={"type": type_, "agent_id": agent_id, **fields})
-    assert response.status_code == 202, response.json
-    return response.json
-
-
-def delivery_of(api, event_id, index=0):
-    return api.get(f"/api/v1/events/{event_id}").json["deliveries"][index]
-
-
-def wait_for_status(api, delivery_id, status, timeout=20):
-    return wait_until(lambda: (d := api.get(f"/api/v1/deliveries/{delivery_id}").json)["status"] == status and d,
-                      timeout=timeout, message=f"delivery {delivery_id} to be {status}")
 
 
 def test_delivery_verifies_with_standardwebhooks_and_svix(tenant, receiver, worker):

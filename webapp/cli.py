@@ -40,23 +40,26 @@ def tenant_create(org: str, email: str, password: str, as_json: bool) -> None:
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop once the queue is empty (for tests and scripts).")
-@click.option("--no-sweep", is_flag=True, help="Do not run the periodic sweep in this process.")
-def worker_command(burst: bool, no_sweep: bool) -> None:
-    """Run a delivery worker with RQ's scheduler and the sweep of due deliveries."""
+@click.option("--no-maintenance", is_flag=True, help="Do not run the sweep and retention in this process.")
+def worker_command(burst: bool, no_maintenance: bool) -> None:
+    """Run a delivery worker with RQ's scheduler, the sweep of due deliveries and retention."""
     from rq import SimpleWorker
 
-    from jobs import sweep
-    from .queue import DELIVERIES, redis_connection
+    from jobs import maintenance, pacing
+    from .queue import queue_names, redis_connection
 
     app = current_app._get_current_object()
     stop = threading.Event()
-    if not no_sweep and not burst:
-        threading.Thread(target=sweep.run_forever, args=(app, stop), name="sweep", daemon=True).start()
+    if not burst:
+        threading.Thread(target=pacing.run_forever, args=(app, stop), name="pacer", daemon=True).start()
+    if not no_maintenance and not burst:
+        threading.Thread(target=maintenance.run_forever, args=(app, stop), name="maintenance", daemon=True).start()
     # SimpleWorker runs jobs in this process: no fork per job (RQ's fork costs ~95 ms each),
-    # and the app and its connection pools stay warm.
-    worker = SimpleWorker([DELIVERIES], connection=redis_connection())
+    # and the app and its connection pools stay warm. Round robin over the tenant shards is
+    # what keeps one tenant's flood from delaying the others.
+    worker = SimpleWorker(queue_names(), connection=redis_connection())
     try:
-        worker.work(with_scheduler=True, burst=burst)
+        worker.work(with_scheduler=True, burst=burst, dequeue_strategy="round_robin")
     finally:
         stop.set()
 

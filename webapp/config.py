@@ -50,6 +50,11 @@ def from_environment(instance_path: str) -> dict:
         "DELIVERY_TIMEOUT": float(os.environ.get("DELIVERY_TIMEOUT", "15")),
         "ENDPOINT_DISABLE_AFTER": float(os.environ.get("ENDPOINT_DISABLE_AFTER", "432000")),
         "ALLOW_PRIVATE_DESTINATIONS": _flag("ALLOW_PRIVATE_DESTINATIONS"),
+        "SWEEP_INTERVAL": float(os.environ.get("SWEEP_INTERVAL", "5")),
+        "RETENTION_DAYS": float(os.environ.get("RETENTION_DAYS", "30")),
+        "RETENTION_INTERVAL": float(os.environ.get("RETENTION_INTERVAL", "3600")),
+        # Resends of an endpoint's failed deliveries (recover) go out at most this many a second.
+        "RECOVER_RATE": float(os.environ.get("RECOVER_RATE", "10")),
         "INGEST_RATE_LIMIT": os.environ.get("INGEST_RATE_LIMIT", "50000 per minute"),
         # The contract: bodies over 256 KiB are refused with 413.
         "MAX_CONTENT_LENGTH": 256 * 1024,

@@ -3,17 +3,23 @@ so every enqueue here is best effort and the sweep (jobs/sweep.py) makes up for 
 from __future__ import annotations
 
 import logging
+import zlib
+from typing import NamedTuple
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
+from rq.job import Job, JobStatus
 
 log = logging.getLogger(__name__)
 
-DELIVERIES = "deliveries"
 DELIVER_JOB = "jobs.delivery.deliver"
+# Tenants are spread over several queues that every worker serves in turn (round robin), so a
+# tenant with a flood of events delays its own deliveries, not everyone else's. Fixed: jobs
+# already queued would be stranded if the number changed.
+QUEUE_SHARDS = 8
 # A delivery attempt is bounded by DELIVERY_TIMEOUT; the job's own limit adds headroom for the database.
 JOB_TIMEOUT_HEADROOM = 30
 
@@ -28,8 +34,30 @@ def redis_connection() -> Redis:
     return conn
 
 
-def delivery_queue() -> Queue:
-    return Queue(DELIVERIES, connection=redis_connection())
+def queue_names() -> list[str]:
+    return [f"deliveries-{shard}" for shard in range(QUEUE_SHARDS)]
+
+
+def delivery_queue(tenant_id: str) -> Queue:
+    return Queue(f"deliveries-{zlib.crc32(tenant_id.encode()) % QUEUE_SHARDS}", connection=redis_connection())
+
+
+class Next(NamedTuple):
+    """What the queue needs of a delivery (rows expire at commit; this does not)."""
+
+    id: str
+    attempt_count: int = 0
+    manual_pending: bool = False
+
+
+def next_of(delivery) -> Next:
+    return Next(delivery.id, delivery.attempt_count, delivery.manual_pending)
+
+
+def job_id(delivery) -> str:
+    """The id of the job for a delivery's next attempt: the same whoever enqueues it, so the
+    sweep can tell a queued attempt from a lost one."""
+    return f"{delivery.id}-{delivery.attempt_count}{'-m' if delivery.manual_pending else ''}"
 
 
 def _job_options() -> dict:
@@ -38,34 +66,66 @@ def _job_options() -> dict:
     return {"timeout": timeout, "result_ttl": 0, "failure_ttl": 24 * 3600}
 
 
-def enqueue_deliveries(tenant_id: str, delivery_ids: list[str], trigger: str = "scheduled") -> bool:
-    """Put one delivery job per id on the queue in one round trip. Returns False if Redis refused."""
-    if not delivery_ids:
+def enqueue_deliveries(tenant_id: str, deliveries, trigger: str = "scheduled", job_ids: list[str] | None = None,
+                       slot_reserved: bool = False) -> bool:
+    """Put one job per delivery on the tenant's queue in one round trip. Returns False if Redis refused.
+
+    Args:
+        deliveries: rows (or anything with ``id``, ``attempt_count`` and ``manual_pending``).
+        job_ids: ids to use instead of ``job_id(delivery)``.
+        slot_reserved: the deliveries hold their pacing slot already (jobs/pacing.py).
+    """
+    if not deliveries:
         return True
-    queue = delivery_queue()
+    queue = delivery_queue(tenant_id)
     options = _job_options()
-    jobs = [Queue.prepare_data(DELIVER_JOB, args=(tenant_id, delivery_id, trigger), **options)
-            for delivery_id in delivery_ids]
+    ids = job_ids or [job_id(d) for d in deliveries]
+    extra = (True,) if slot_reserved else ()
+    # A delivery whose pacing slot has come has waited its turn already: it goes to the front.
+    jobs = [Queue.prepare_data(DELIVER_JOB, args=(tenant_id, d.id, trigger, *extra), job_id=jid,
+                               at_front=slot_reserved, **options)
+            for d, jid in zip(deliveries, ids)]
     try:
         queue.enqueue_many(jobs)
         return True
     except RedisError as exc:
-        log.warning("could not enqueue %d deliveries (the sweep will): %s", len(delivery_ids), exc)
+        log.warning("could not enqueue %d deliveries (the sweep will): %s", len(jobs), exc)
         return False
 
 
-def enqueue_delivery_in(seconds: float, tenant_id: str, delivery_id: str) -> bool:
+def _whole_second_after(seconds: float) -> datetime:
+    # RQ keeps scheduled times to the whole second, rounding down: round up instead, so an
+    # attempt never starts before its time (a receiver's Retry-After is a floor, not a hint).
+    due = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    return due.replace(microsecond=0) + timedelta(seconds=1 if due.microsecond else 0)
+
+
+def enqueue_delivery_in(seconds: float, tenant_id: str, delivery, trigger: str = "scheduled",
+                        job_id_suffix: str = "") -> bool:
     """Schedule the next attempt of a delivery. Returns False if Redis refused."""
+    return enqueue_deliveries_at([(seconds, delivery)], tenant_id, trigger, job_id_suffix)
+
+
+def enqueue_deliveries_at(items, tenant_id: str, trigger: str = "scheduled", job_id_suffix: str = "") -> bool:
+    """Schedule several deliveries, each ``(seconds from now, delivery)``, in one round trip."""
+    queue = delivery_queue(tenant_id)
+    options = _job_options()
+    # enqueue_at() reads the job's timeout as job_timeout (timeout could be the function's own argument).
+    options["job_timeout"] = options.pop("timeout")
     try:
-        options = _job_options()
-        # enqueue_in() reads the job's timeout as job_timeout (timeout could be the function's own argument).
-        options["job_timeout"] = options.pop("timeout")
-        # RQ keeps scheduled times to the whole second, rounding down: round up instead, so an
-        # attempt never starts before its time (a receiver's Retry-After is a floor, not a hint).
-        due = datetime.now(timezone.utc) + timedelta(seconds=seconds)
-        due = due.replace(microsecond=0) + timedelta(seconds=1 if due.microsecond else 0)
-        delivery_queue().enqueue_at(due, DELIVER_JOB, tenant_id, delivery_id, "scheduled", **options)
+        with redis_connection().pipeline() as pipe:
+            for seconds, delivery in items:
+                queue.enqueue_at(_whole_second_after(seconds), DELIVER_JOB, tenant_id, delivery.id, trigger,
+                                 job_id=job_id(delivery) + job_id_suffix, pipeline=pipe, **options)
+            pipe.execute()
         return True
     except RedisError as exc:
-        log.warning("could not schedule delivery %s (the sweep will): %s", delivery_id, exc)
+        log.warning("could not schedule %d deliveries (the sweep will): %s", len(items), exc)
         return False
+
+
+def live_job_ids(ids: list[str]) -> set[str]:
+    """Which of these jobs Redis still holds, waiting or running."""
+    live = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED}
+    jobs = Job.fetch_many(ids, connection=redis_connection())
+    return {job.id for job in jobs if job is not None and job.get_status(refresh=False) in live}

@@ -2,8 +2,9 @@
 from flask import request
 
 from ..extensions import db
-from ..services import endpoints
-from ..services.events import send_test_event
+from ..services import deliveries, endpoints
+from ..services.common import ValidationError
+from ..services.events import parse_time, send_test_event
 from . import bp, json_body, limit_arg, listing
 from .serializers import endpoint_json
 
@@ -50,6 +51,16 @@ def rotate_secret(endpoint_id):
     secret = endpoints.rotate_secret(endpoint_id)
     db.session.commit()
     return {"secret": secret}
+
+
+@bp.post("/endpoints/<endpoint_id>/recover")
+def recover(endpoint_id):
+    data = json_body()
+    endpoints.get_endpoint(endpoint_id)  # an unknown id is a 404 before the body is judged
+    since = parse_time(data, "since")
+    if since is None:
+        raise ValidationError("since", "is required")
+    return {"deliveries": deliveries.recover(endpoint_id, since)}, 202
 
 
 @bp.post("/endpoints/<endpoint_id>/test")

@@ -111,6 +111,9 @@ def _schemas() -> dict:
             "agent_ids": agent_ids,
             "enabled": enabled,
             "disabled_reason": _nullable(_string("Why the endpoint was disabled; null while it is enabled.")),
+            "rate_limit": _nullable({"type": "integer", "minimum": 1, "maximum": 1000,
+                                     "description": "At most this many deliveries a second to this endpoint; "
+                                                    "null for no limit."}),
             "created_at": _timestamp("When the endpoint was created."),
         }, description="A URL the tenant wants events POSTed to."),
         "EndpointList": _list_of("Endpoint", "A page of endpoints, newest first."),
@@ -120,6 +123,9 @@ def _schemas() -> dict:
             "event_types": _nullable({**event_types, "items": _string(pattern=EVENT_TYPE_PATTERN)}),
             "agent_ids": _nullable(agent_ids),
             "enabled": {**enabled, "default": True},
+            "rate_limit": _nullable({"type": "integer", "minimum": 1, "maximum": 1000,
+                                     "description": "At most this many deliveries a second to this endpoint; "
+                                                    "null for no limit."}),
         }, required=["url"], description="A new endpoint; it gets a new signing secret."),
         "EndpointUpdate": _object({
             "url": {**endpoint_url, "format": "uri", "minLength": 1},
@@ -127,7 +133,17 @@ def _schemas() -> dict:
             "event_types": _nullable({**event_types, "items": _string(pattern=EVENT_TYPE_PATTERN)}),
             "agent_ids": _nullable(agent_ids),
             "enabled": {**enabled, "description": "false disables the endpoint; true enables it again."},
+            "rate_limit": _nullable({"type": "integer", "minimum": 1, "maximum": 1000,
+                                     "description": "At most this many deliveries a second to this endpoint; "
+                                                    "null for no limit."}),
         }, required=[], description="The endpoint fields to change; the others stay as they are."),
+        "Recover": _object({
+            "since": _timestamp("Resend the endpoint's failed deliveries created at or after this time."),
+        }, required=["since"], description="Which failed deliveries to resend."),
+        "Recovering": _object({
+            "deliveries": {"type": "integer", "minimum": 0,
+                           "description": "How many failed deliveries will be resent (at most 10,000 a call)."},
+        }, required=["deliveries"], description="The resends are queued, paced for the receiver."),
         "Secret": _object({
             "secret": _string("The Standard Webhooks signing secret.", pattern="^whsec_[A-Za-z0-9+/]+={0,2}$"),
         }, description="An endpoint's signing secret."),
@@ -375,6 +391,14 @@ def _paths() -> dict:
                                "Give an endpoint a new signing secret; the old one keeps signing alongside it "
                                "for 24 hours.",
                                {"200": _json("The new signing secret.", "Secret")}, errors=(404,)),
+        },
+        "/endpoints/{endpoint_id}/recover": {
+            "parameters": [endpoint_id],
+            "post": _operation("recover", "Endpoints",
+                               "Resend every failed delivery of an endpoint since a time, paced at the endpoint's "
+                               "rate limit (or 10 a second).",
+                               {"202": _json("The resends are queued.", "Recovering")}, errors=(404,),
+                               body="Recover"),
         },
         "/endpoints/{endpoint_id}/test": {
             "parameters": [endpoint_id],

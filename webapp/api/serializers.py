@@ -16,6 +16,7 @@ def endpoint_json(endpoint: Endpoint) -> dict:
     return {"id": endpoint.id, "url": endpoint.url, "description": endpoint.description,
             "event_types": list(endpoint.event_types or []), "agent_ids": list(endpoint.agent_ids or []),
             "enabled": endpoint.enabled, "disabled_reason": endpoint.disabled_reason,
+            "rate_limit": int(endpoint.rate_limit) if endpoint.rate_limit else None,
             "created_at": isoformat(endpoint.created_at)}
 
 

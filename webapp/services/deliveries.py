@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import (DELIVERY_STATUSES, FAILED, MANUAL, RETRYING, SCHEDULED, SUCCEEDED, Attempt, Delivery,
                       Endpoint, utcnow)
-from ..queue import enqueue_deliveries
+from ..queue import enqueue_deliveries, enqueue_deliveries_at, next_of
 from .common import ValidationError, get_owned, page
 from .endpoints import disable
 from .events import isoformat
@@ -73,10 +73,39 @@ def resend(delivery_id: str) -> Delivery:
     delivery.next_attempt_at = now
     delivery.enqueued_at = now
     db.session.commit()
-    if not enqueue_deliveries(delivery.tenant_id, [delivery.id], MANUAL):
+    if not enqueue_deliveries(delivery.tenant_id, [next_of(delivery)], MANUAL):
         delivery.enqueued_at = None
         db.session.commit()
     return delivery
+
+
+RECOVER_LIMIT = 10000
+
+
+def recover(endpoint_id: str, since: datetime) -> int:
+    """Resend every failed delivery of an endpoint since ``since``, oldest first, paced so the
+    receiver is not flooded: at the endpoint's own rate limit, else RECOVER_RATE a second.
+
+    Returns how many deliveries will be resent (at most RECOVER_LIMIT per call).
+    """
+    endpoint = get_owned(Endpoint, endpoint_id)
+    rate = endpoint.rate_limit or current_app.config["RECOVER_RATE"]
+    failed = list(db.session.scalars(
+        select(Delivery).where(Delivery.endpoint_id == endpoint.id, Delivery.status == FAILED,
+                               Delivery.manual_pending.is_(False), Delivery.created_at >= since)
+        .order_by(Delivery.id).limit(RECOVER_LIMIT)))
+    now = utcnow()
+    schedule = []
+    for position, delivery in enumerate(failed):
+        offset = position / rate
+        delivery.manual_pending = True
+        delivery.next_attempt_at = now + timedelta(seconds=offset)
+        delivery.enqueued_at = now
+        schedule.append((offset, next_of(delivery)))
+    db.session.commit()
+    # Best effort, like every enqueue: the sweep resends whatever Redis did not take.
+    enqueue_deliveries_at(schedule, endpoint.tenant_id, MANUAL)
+    return len(schedule)
 
 
 def retry_delay(scheduled_attempts: int, retry_after: float | None) -> float | None:
@@ -129,3 +158,22 @@ def record_outcome(delivery: Delivery, endpoint: Endpoint, outcome: Outcome, tri
     delivery.next_attempt_at = utcnow() + timedelta(seconds=delay) if delay is not None else None
     delivery.enqueued_at = utcnow() if delay is not None else None
     return delay
+
+
+# ---- dashboard: read-only queries for the live delivery log ----
+
+def changed_since(since: datetime, *, endpoint_id=None, event_type=None, agent_id=None, limit=200) -> list[Delivery]:
+    """Deliveries created or changed after ``since``, the earliest change first; at most ``limit``.
+
+    The live log polls with this: the (tenant_id, updated_at) index makes it cheap however long the
+    log is. It does not filter by status: a row on the page that moves to another status must still
+    be updated there.
+    """
+    statement = select(Delivery).where(Delivery.updated_at > since)
+    if endpoint_id:
+        statement = statement.where(Delivery.endpoint_id == endpoint_id)
+    if event_type:
+        statement = statement.where(Delivery.event_type == event_type)
+    if agent_id:
+        statement = statement.where(Delivery.agent_id == agent_id)
+    return list(db.session.scalars(statement.order_by(Delivery.updated_at, Delivery.id).limit(limit)))

@@ -58,6 +58,11 @@ def _fields(data: dict, partial: bool) -> dict:
             if missing:
                 raise ValidationError("agent_ids", f"unknown agent {missing[0]!r}")
         values["agent_ids"] = agent_ids
+    if "rate_limit" in data:
+        limit = data["rate_limit"]
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000):
+            raise ValidationError("rate_limit", "must be a whole number of deliveries per second from 1 to 1000, or null")
+        values["rate_limit"] = limit
     if "enabled" in data:
         if not isinstance(data["enabled"], bool):
             raise ValidationError("enabled", "must be true or false")

@@ -12,7 +12,7 @@ from ..catalogue import INGESTIBLE, TEST_EVENT_TYPE
 from ..extensions import db
 from ..ids import new_id
 from ..models import Agent, Delivery, Endpoint, Event, IdempotencyKey, utcnow
-from ..queue import enqueue_deliveries
+from ..queue import Next, enqueue_deliveries
 from ..tenancy import require_tenant
 from .common import ValidationError, get_owned, text_field
 from .event_types import is_custom_type
@@ -35,7 +35,7 @@ def isoformat(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).isoformat(timespec=spec).replace("+00:00", "Z")
 
 
-def _parse_time(data: dict, field: str) -> datetime | None:
+def parse_time(data: dict, field: str) -> datetime | None:
     value = data.get(field)
     if value is None:
         return None
@@ -76,7 +76,7 @@ def validate(data: dict) -> dict:
         "conversation_id": text_field(data, "conversation_id", max_length=255),
         "user": _object(data, "user"),
         "data": _object(data, "data") or {},
-        "occurred_at": _parse_time(data, "occurred_at"),
+        "occurred_at": parse_time(data, "occurred_at"),
     }
 
 
@@ -93,7 +93,7 @@ def _body(event_id: str, event_type: str, occurred_at: datetime, agent: Agent | 
     }, separators=(",", ":"), ensure_ascii=False)
 
 
-def _store(event_type: str, agent: Agent | None, fields: dict, endpoints: list[Endpoint]) -> tuple[Event, list[str]]:
+def _store(event_type: str, agent: Agent | None, fields: dict, endpoints: list[Endpoint]) -> tuple[Event, list[Next]]:
     now = utcnow()
     occurred_at = fields.get("occurred_at") or now
     event_id = new_id("evt")  # needed before insert: the body carries it
@@ -106,13 +106,14 @@ def _store(event_type: str, agent: Agent | None, fields: dict, endpoints: list[E
                   for endpoint in endpoints]
     db.session.add_all(deliveries)
     db.session.flush()
-    return event, [d.id for d in deliveries]
+    return event, [Next(d.id) for d in deliveries]
 
 
-def _queue(event: Event, delivery_ids: list[str]) -> None:
-    if not enqueue_deliveries(event.tenant_id, delivery_ids):
+def _queue(tenant_id: str, deliveries: list[Next]) -> None:
+    if not enqueue_deliveries(tenant_id, deliveries):
         # Tell the sweep these were never queued, so it picks them up as soon as Redis is back.
-        db.session.execute(db.update(Delivery).where(Delivery.id.in_(delivery_ids)).values(enqueued_at=None))
+        ids = [d.id for d in deliveries]
+        db.session.execute(db.update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=None))
         db.session.commit()
 
 
@@ -148,7 +149,7 @@ def ingest(data: dict, idempotency_key: str | None = None) -> Accepted:
     fields = validate(data)
     endpoints = [e for e in db.session.scalars(select(Endpoint).where(Endpoint.enabled.is_(True)))
                  if e.subscribes_to(fields["type"], fields["agent"].id)]
-    event, delivery_ids = _store(fields["type"], fields["agent"], fields, endpoints)
+    event, queued = _store(fields["type"], fields["agent"], fields, endpoints)
     if idempotency_key is not None:
         db.session.add(IdempotencyKey(key=idempotency_key, event_id=event.id))
     try:
@@ -160,18 +161,19 @@ def ingest(data: dict, idempotency_key: str | None = None) -> Accepted:
         if replay is None:
             raise
         return replay
-    _queue(event, delivery_ids)
-    return Accepted(event, len(delivery_ids))
+    tenant_id = event.tenant_id
+    _queue(tenant_id, queued)
+    return Accepted(event, len(queued))
 
 
 def send_test_event(endpoint_id: str) -> Accepted:
     """Send a webhook.test event to one endpoint, whatever it subscribes to."""
     endpoint = get_owned(Endpoint, endpoint_id)
     require_tenant()
-    event, delivery_ids = _store(TEST_EVENT_TYPE, None, {"data": {"message": "This is a test event from AgentHooks.",
+    event, queued = _store(TEST_EVENT_TYPE, None, {"data": {"message": "This is a test event from AgentHooks.",
                                                                   "endpoint_id": endpoint.id}}, [endpoint])
     db.session.commit()
-    _queue(event, delivery_ids)
+    _queue(event.tenant_id, queued)
     return Accepted(event, 1)
 
 

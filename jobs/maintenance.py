@@ -1,0 +1,43 @@
+"""Periodic work the worker runs beside its jobs: the sweep and retention. With several workers,
+each task runs in one of them at a time (a lock in Redis)."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from redis.exceptions import RedisError
+
+from webapp.queue import redis_connection
+
+from . import retention, sweep
+
+log = logging.getLogger(__name__)
+
+
+def _tasks(app) -> list[tuple[str, float, callable]]:
+    return [("sweep", app.config["SWEEP_INTERVAL"], sweep.sweep_once),
+            ("retention", app.config["RETENTION_INTERVAL"], retention.prune_once)]
+
+
+def run_forever(app, stop: threading.Event) -> None:
+    """Run each task every its interval until ``stop`` is set; a failed pass is logged, never fatal."""
+    next_run = {name: time.monotonic() + min(interval, 1) for name, interval, _ in _tasks(app)}
+    while not stop.wait(0.5):
+        for name, interval, task in _tasks(app):
+            if time.monotonic() < next_run[name]:
+                continue
+            next_run[name] = time.monotonic() + interval
+            try:
+                with app.app_context():
+                    lock = redis_connection().lock(f"agenthooks:{name}-lock", timeout=max(60, interval * 4),
+                                                   blocking=False)
+                    if lock.acquire():
+                        try:
+                            task()
+                        finally:
+                            lock.release()
+            except RedisError as exc:
+                log.warning("%s skipped, Redis unavailable: %s", name, exc)
+            except Exception:  # keep the thread alive whatever one pass hit; logged with its traceback
+                log.exception("%s failed", name)

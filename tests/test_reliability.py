@@ -1,0 +1,158 @@
+"""Never lose an event: real faults (kill -9, Redis down or flushed, SIGTERM, database down) against
+real worker processes, a real Redis of the test's own and real receivers."""
+from __future__ import annotations
+
+import signal
+import time
+from datetime import timedelta
+
+import redis
+
+from webapp.models import utcnow
+from webapp.services.events import isoformat
+
+from .helpers import delivery_of, make_agent, make_endpoint, send, wait_for_status, wait_until
+from .receiver import Reply
+
+
+def delivered_ids(receiver) -> set[str]:
+    return {r.headers["webhook-id"] for r in receiver.requests}
+
+
+def statuses(api, event_ids):
+    return [delivery_of(api, event_id)["status"] for event_id in event_ids]
+
+
+def test_kill_9_mid_delivery_loses_nothing(tenant, receiver, stack):
+    receiver.default = Reply(200, delay=0.3)  # slow enough that the kill lands mid-delivery
+    workers = [stack.start_worker(), stack.start_worker()]
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    events = [send(tenant.api, agent["id"])["id"] for _ in range(50)]
+    receiver.wait_for(10, timeout=30)
+    for worker in workers:
+        worker.stop(signal.SIGKILL)
+    assert len(delivered_ids(receiver)) < 50
+    stack.start_worker()
+    stack.start_worker()
+    # Queued jobs run at once; the attempts the kill abandoned come back when their lease runs out.
+    wait_until(lambda: delivered_ids(receiver) >= set(events), timeout=90, message="all 50 events to arrive")
+    wait_until(lambda: set(statuses(tenant.api, events)) == {"succeeded"}, timeout=30)
+
+
+def test_events_accepted_while_redis_is_down_arrive_once_it_is_back(tenant, receiver, stack):
+    stack.start_worker()
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    stack.stop_redis()
+    accepted = [tenant.api.post("/api/v1/events", json={"type": "message.sent", "agent_id": agent["id"]})
+                for _ in range(20)]
+    assert [r.status_code for r in accepted] == [202] * 20
+    assert all(r.json["deliveries"] == 1 for r in accepted)
+    time.sleep(2)
+    assert receiver.requests == []
+    stack.start_redis()
+    events = {r.json["id"] for r in accepted}
+    wait_until(lambda: delivered_ids(receiver) == events, timeout=60, message="all 20 events to arrive")
+
+
+def test_flushed_redis_loses_neither_queued_deliveries_nor_scheduled_retries(app, tenant, receiver, stack):
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    # Five deliveries fail once and wait for their retry in RQ's scheduled registry...
+    receiver.reply(*[Reply(503)] * 5)
+    stack.env["DELIVERY_RETRY_SCHEDULE"] = "4,4,4"
+    worker = stack.start_worker()
+    retrying = [send(tenant.api, agent["id"])["id"] for _ in range(5)]
+    wait_until(lambda: statuses(tenant.api, retrying) == ["retrying"] * 5, timeout=30)
+    worker.stop()
+    # ...and ten more sit in the queue with no worker running.
+    queued = [send(tenant.api, agent["id"])["id"] for _ in range(10)]
+    connection = redis.Redis.from_url(stack.redis.url)
+    assert connection.zcard("rq:scheduled:" + "deliveries-" + str(__import__("zlib").crc32(tenant.id.encode()) % 8)) == 5
+    connection.flushall()
+    stack.start_worker()
+    wait_until(lambda: delivered_ids(receiver) == set(retrying + queued), timeout=60,
+               message="every delivery to arrive after the flush")
+    wait_until(lambda: set(statuses(tenant.api, retrying + queued)) == {"succeeded"}, timeout=30)
+
+
+def test_sigterm_finishes_the_attempt_in_flight(tenant, receiver, stack):
+    receiver.reply(Reply(200, delay=1.5))  # within the tests' 2 s DELIVERY_TIMEOUT
+    worker = stack.start_worker()
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    event = send(tenant.api, agent["id"])["id"]
+    receiver.wait_for(1, timeout=20)
+    started = time.monotonic()
+    assert worker.stop(signal.SIGTERM, timeout=25) is not None
+    assert time.monotonic() - started < 25
+    delivery = wait_for_status(tenant.api, delivery_of(tenant.api, event)["id"], "succeeded", timeout=5)
+    assert delivery["attempt_count"] == 1
+
+
+def test_ingest_answers_503_with_retry_after_while_the_database_is_down(app, tenant):
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
+    from webapp import create_app
+    broken = create_app({"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://postgres@127.0.0.1:9/none"
+                         "?connect_timeout=2"})
+    response = broken.test_client().post("/api/v1/events", json={"type": "message.sent", "agent_id": "agt_x"},
+                                         headers={"Authorization": f"Bearer {tenant.api_key}"})
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "service_unavailable"
+    assert response.headers["Retry-After"].isdigit()
+
+
+def test_endpoint_that_only_fails_is_disabled_then_enabled_and_recovered(app, tenant, receiver, stack):
+    stack.env["ENDPOINT_DISABLE_AFTER"] = "3"
+    stack.env["DELIVERY_RETRY_SCHEDULE"] = "1,1,1,1,1,1"
+    stack.start_worker()
+    agent = make_agent(tenant.api)
+    endpoint = make_endpoint(tenant.api, receiver.url)
+    receiver.default = Reply(500, b"down")
+    started = utcnow() - timedelta(seconds=1)
+    events = [send(tenant.api, agent["id"])["id"] for _ in range(3)]
+    shown = wait_until(lambda: (e := tenant.api.get(f"/api/v1/endpoints/{endpoint['id']}").json)["enabled"] is False
+                       and e, timeout=40, message="the endpoint to be disabled")
+    assert "Every delivery has failed since" in shown["disabled_reason"]
+    wait_until(lambda: set(statuses(tenant.api, events)) == {"failed"}, timeout=20)
+
+    # The tenant fixes the receiver, enables the endpoint and recovers what failed.
+    receiver.default = Reply(200)
+    assert tenant.api.patch(f"/api/v1/endpoints/{endpoint['id']}", json={"enabled": True}).json["enabled"] is True
+    recovered = tenant.api.post(f"/api/v1/endpoints/{endpoint['id']}/recover", json={"since": isoformat(started)})
+    assert recovered.status_code == 202 and recovered.json == {"deliveries": 3}
+    wait_until(lambda: set(statuses(tenant.api, events)) == {"succeeded"}, timeout=30)
+    detail = tenant.api.get(f"/api/v1/deliveries/{delivery_of(tenant.api, events[0])['id']}").json
+    assert detail["attempts"][-1]["trigger"] == "manual" and detail["attempts"][-1]["response_status"] == 200
+
+
+def test_recover_validates_since(tenant):
+    endpoint = tenant.api.post("/api/v1/endpoints", json={"url": "https://example.com/x"}).json
+    response = tenant.api.post(f"/api/v1/endpoints/{endpoint['id']}/recover", json={})
+    assert response.status_code == 422 and "since" in response.json["error"]["message"]
+    assert tenant.api.post("/api/v1/endpoints/ep_nope/recover", json={}).status_code == 404
+
+
+def test_pacing_holds_an_endpoint_to_its_rate_without_slowing_the_others(tenant, receiver, stack):
+    stack.start_worker()
+    stack.start_worker()
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url + "?paced", rate_limit=4)
+    make_endpoint(tenant.api, receiver.url + "?free", event_types=["tool.executed"])
+    for _ in range(24):
+        send(tenant.api, agent["id"], "message.sent")
+    free_started = time.time()
+    for _ in range(10):
+        send(tenant.api, agent["id"], "tool.executed")
+    receiver.wait_for(34, timeout=60)
+    paced = sorted(r.at for r in receiver.requests if r.path.endswith("?paced"))
+    free = sorted(r.at for r in receiver.requests if r.path.endswith("?free"))
+    # 24 deliveries at 4 a second: 23 intervals of 0.25 s between the first and the last.
+    rate = (len(paced) - 1) / (paced[-1] - paced[0])
+    assert 3.6 <= rate <= 4.4, rate
+    # No two-second window holds more than its rate allows (+10 %, +1 for the window's edges): no bursts.
+    gaps = [round(b - a, 2) for a, b in zip(paced, paced[1:])]
+    assert max(sum(1 for t in paced if start <= t < start + 2) for start in paced) <= 9, gaps
+    # The other endpoint's deliveries were not stuck behind the paced ones.
+    assert free[-1] - free_started < 3, free[-1] - free_started
