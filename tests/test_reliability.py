@@ -156,3 +156,28 @@ def test_pacing_holds_an_endpoint_to_its_rate_without_slowing_the_others(tenant,
     assert max(sum(1 for t in paced if start <= t < start + 2) for start in paced) <= 9, gaps
     # The other endpoint's deliveries were not stuck behind the paced ones.
     assert free[-1] - free_started < 3, free[-1] - free_started
+
+
+def test_one_tenants_flood_does_not_delay_another_tenant(make_tenant, receiver, stack):
+    """Tenants on different queue shards are served in turn (round robin), not first come first served."""
+    from webapp.queue import QUEUE_SHARDS
+    import zlib
+
+    flooder = make_tenant("Flood")
+    other = make_tenant("Other")
+    while zlib.crc32(other.id.encode()) % QUEUE_SHARDS == zlib.crc32(flooder.id.encode()) % QUEUE_SHARDS:
+        other = make_tenant()  # tenants that share a shard share its order; this test is about two that do not
+    receiver.default = Reply(200, delay=0.05)
+    for tenant, path in ((flooder, "flood"), (other, "other")):
+        agent = make_agent(tenant.api)
+        make_endpoint(tenant.api, f"{receiver.url}?{path}")
+        tenant.agent = agent["id"]
+    for _ in range(150):
+        send(flooder.api, flooder.agent)
+    for _ in range(5):
+        send(other.api, other.agent)
+    stack.start_worker()
+    receiver.wait_for(155, timeout=90)
+    order = [r.path.rsplit("?", 1)[1] for r in receiver.requests]
+    # The other tenant's five arrive among the first few dozen, not after the flood's 150.
+    assert max(i for i, path in enumerate(order) if path == "other") < 30, order.index("other")
