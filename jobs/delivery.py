@@ -102,9 +102,9 @@ def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED, slot_res
         if wait:
             _put_back(tenant_id, delivery, wait, attempt_trigger)
             return
-        headers = headers_for(event, endpoint)
-        db.session.commit()  # hold no transaction open across the HTTP call
-        outcome = sender.post(endpoint.url, event.body, headers, timeout=current_app.config["DELIVERY_TIMEOUT"],
+        url, body, headers = endpoint.url, event.body, headers_for(event, endpoint)
+        db.session.commit()  # hold no transaction open across the HTTP call (the commit expires the rows)
+        outcome = sender.post(url, body, headers, timeout=current_app.config["DELIVERY_TIMEOUT"],
                               allow_private=current_app.config["ALLOW_PRIVATE_DESTINATIONS"])
         # A resend may have been asked for while this scheduled attempt was in flight.
         db.session.refresh(delivery, ["manual_pending"])
@@ -112,11 +112,12 @@ def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED, slot_res
         delay = record_outcome(delivery, endpoint, outcome, attempt_trigger)
         if resend_waiting:
             delivery.manual_pending, delivery.next_attempt_at, delivery.enqueued_at = True, utcnow(), utcnow()
+        following = next_of(delivery)  # read before the commit expires the row
         db.session.commit()
-        log.info("delivery %s attempt %d: %s", delivery.id, delivery.attempt_count,
+        log.info("delivery %s attempt %d: %s", delivery_id, following.attempt_count,
                  outcome.error or outcome.response_status)
         if resend_waiting:
-            enqueue_deliveries(tenant_id, [next_of(delivery)], MANUAL)
-        elif delay is not None and not enqueue_delivery_in(delay, tenant_id, next_of(delivery)):
-            db.session.execute(update(Delivery).where(Delivery.id == delivery.id).values(enqueued_at=None))
+            enqueue_deliveries(tenant_id, [following], MANUAL)
+        elif delay is not None and not enqueue_delivery_in(delay, tenant_id, following):
+            db.session.execute(update(Delivery).where(Delivery.id == delivery_id).values(enqueued_at=None))
             db.session.commit()

@@ -1,0 +1,409 @@
+"""A rough, honest throughput benchmark of the whole pipeline: ingest API -> Redis -> worker -> receiver.
+
+    .venv/bin/python bench/throughput.py [--events 2000] [--concurrency 8] [--workers 1] [--endpoints 1]
+        [--database-url postgresql://postgres@127.0.0.1:5432/bench] [--redis-url redis://127.0.0.1:6379/5]
+
+Everything runs in child processes of this one, in a temp directory, and is stopped on exit (Ctrl-C too):
+an embedded Redis (unless --redis-url), SQLite in the temp dir (unless --database-url: a PostgreSQL
+database whose name contains "bench", which is WIPED first), gunicorn (2 sync workers), N delivery
+workers, and a fast receiver (its own process, so it does not share the GIL with the measuring code).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's webapp, like the child processes (cwd ROOT) import
+PAYLOAD_DATA = {"text": "x" * 960, "lang": "en"}  # with the envelope, the delivered body is ~1.2 KiB
+
+
+# ---------------------------------------------------------------- the receiver (a child process)
+def serve_receiver(log_path: str) -> None:
+    """Answer every POST with 200 on HTTP/1.1 keep-alive; append "<webhook-id> <path> <time>" per request."""
+    out = open(log_path, "a", buffering=1)  # line buffered: the parent counts lines while we run
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Without this, and with status line and body in separate writes, Nagle + the client's delayed ACK
+        # cost 40 ms per request on a keep-alive connection (a ceiling of ~25 posts/s).
+        disable_nagle_algorithm = True
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            at = time.time()
+            with lock:
+                out.write(f"{self.headers.get('webhook-id', '-')} {self.path} {at:.6f}\n")
+            self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")  # one segment
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+def read_receipts(log_path: Path) -> list[tuple[str, str, float]]:
+    rows = [line.split(" ") for line in log_path.read_text().splitlines()]
+    return [(row[0], row[1], float(row[2])) for row in rows if len(row) == 3]  # the last may be half written
+
+
+# ---------------------------------------------------------------- processes
+class Stack:
+    """Every process this run starts, each in its own session, so one killpg stops it and its children."""
+
+    def __init__(self, tmp: Path):
+        self.tmp, self.procs, self.redis = tmp, [], None
+
+    def spawn(self, name: str, argv: list[str], env: dict, stdout=None) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=stdout or log, stderr=log, start_new_session=True)
+        proc.name = name
+        self.procs.append(proc)
+        return proc
+
+    def check_alive(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.name} exited with {proc.returncode}; see {self.tmp / (proc.name + '.log')}:\n"
+                                   + (self.tmp / f"{proc.name}.log").read_text()[-2000:])
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):  # workers first, then web, then the receiver
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self.redis is not None:
+            self.redis.stop()
+            shutil.rmtree(self.redis.directory, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, stack: Stack) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        stack.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def proc_stat(pid: int | str) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name (so [1] is the ppid); [] when the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def children_of(pid: int) -> list[int]:
+    return sorted(int(e) for e in os.listdir("/proc") if e.isdigit() and proc_stat(e)[1:2] == [str(pid)])
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (a process that is gone counts 0)."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for fields in map(proc_stat, pids) if fields)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent not idle (all processes, ours and anyone else's)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _pg_engine(url: str):
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    return create_engine(make_url(url.replace("postgres://", "postgresql://", 1)).set(drivername="postgresql+psycopg"))
+
+
+def postgres_backends(url: str) -> list[int]:
+    """The server processes serving this database (ours: it is a dedicated one), to count their CPU."""
+    from sqlalchemy import text
+
+    engine = _pg_engine(url)
+    with engine.connect() as conn:
+        pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                 "AND pid <> pg_backend_pid()")).scalars().all()
+    engine.dispose()
+    return list(pids)
+
+
+def wipe_postgres(url: str) -> None:
+    """Start from an empty schema (the run creates a tenant with a fixed email)."""
+    from sqlalchemy import text
+
+    engine = _pg_engine(url)
+    if "bench" not in (engine.url.database or ""):
+        sys.exit(f"refusing to wipe database {engine.url.database!r}: use a dedicated one whose name contains 'bench'")
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
+# ---------------------------------------------------------------- measurements
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))] if ordered else float("nan")
+
+
+def delivered_body(event_id: str, seq: int) -> str:
+    return json.dumps({"id": event_id, "type": "message.received", "timestamp": "2026-11-26T12:00:00Z",
+                       "agent": {"id": "agt_" + "a" * 24, "name": "Bench agent"}, "conversation_id": f"conv-{seq}",
+                       "user": {"id": f"u-{seq}", "email": "a@example.com", "name": "Ada"}, "data": PAYLOAD_DATA},
+                      separators=(",", ":"))
+
+
+def raw_ceiling(url: str, seconds: float = 5.0) -> tuple[float, int]:
+    """One plain process, one keep-alive session: sign (as the product does) and POST the same body."""
+    from webapp.signing import signature_header
+
+    secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # base64 of 24 bytes, like an endpoint secret
+    session, sent, started = requests.Session(), 0, time.monotonic()
+    while time.monotonic() - started < seconds:
+        msg_id, stamp = f"raw_{sent}", int(time.time())
+        body = delivered_body(msg_id, sent)
+        headers = {"content-type": "application/json", "user-agent": "AgentHooks/bench", "webhook-id": msg_id,
+                   "webhook-timestamp": str(stamp), "webhook-signature": signature_header(msg_id, stamp, body, [secret])}
+        session.post(url, data=body.encode(), headers=headers, timeout=15).raise_for_status()
+        sent += 1
+    return sent / (time.monotonic() - started), sent
+
+
+def ingest(base: str, api_key: str, agent_id: str, events: int, concurrency: int) -> list[dict]:
+    """POST events from `concurrency` threads, each with its own keep-alive session; one record per request."""
+    results, lock, counter = [], threading.Lock(), iter(range(events))
+
+    def client() -> None:
+        session = requests.Session()
+        session.headers.update({"Authorization": f"Bearer {api_key}"})
+        while True:
+            with lock:
+                seq = next(counter, None)
+            if seq is None:
+                return
+            body = {"type": "message.received", "agent_id": agent_id, "conversation_id": f"conv-{seq}",
+                    "user": {"id": f"u-{seq}", "email": "a@example.com", "name": "Ada"}, "data": PAYLOAD_DATA}
+            sent = time.time()
+            try:
+                response = session.post(f"{base}/api/v1/events", json=body, timeout=60)
+                status, answer = response.status_code, (response.json() if response.status_code == 202 else {})
+            except requests.RequestException as exc:
+                status, answer = type(exc).__name__, {}
+            with lock:
+                results.append({"sent": sent, "at": time.time(), "status": status, "id": answer.get("id"),
+                                "deliveries": answer.get("deliveries", 0)})
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="delivery worker processes")
+    parser.add_argument("--endpoints", type=int, default=1)
+    parser.add_argument("--database-url", help="PostgreSQL URL of a dedicated 'bench' database (wiped first)")
+    parser.add_argument("--redis-url", help="an existing Redis (its delivery queues must not be shared)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for every delivery")
+    parser.add_argument("--serve-receiver", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_receiver:
+        return serve_receiver(args.serve_receiver)
+
+    signal.signal(signal.SIGTERM, _interrupt)  # a plain `kill` cleans up like Ctrl-C
+    tmp = Path(tempfile.mkdtemp(prefix="agenthooks-bench-"))
+    stack = Stack(tmp)
+    try:
+        run(args, tmp, stack)
+    except KeyboardInterrupt:
+        print("interrupted; stopping everything", file=sys.stderr)
+    finally:
+        stack.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args, tmp: Path, stack: Stack) -> None:
+    py = sys.executable
+    if args.redis_url:
+        redis_url = args.redis_url
+    else:
+        from webapp.embedded_redis import EmbeddedRedis
+        stack.redis = EmbeddedRedis().start()
+        redis_url = stack.redis.url
+    if args.database_url:
+        wipe_postgres(args.database_url)
+    database_url = args.database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DELIVERY_", "ENDPOINT_", "INGEST_", "AGENTHOOKS_", "FLASK_"))}
+    env.update(SECRET_KEY="bench-secret-key", ALLOW_PRIVATE_DESTINATIONS="1", DATABASE_URL=database_url,
+               REDIS_URL=redis_url, LOG_LEVEL="WARNING", AGENTHOOKS_INSTANCE_PATH=str(tmp / "instance"))
+    flask = [py, "-m", "flask", "--app", "webapp"]
+    code = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
+    dirty = [line[3:] for line in subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "webapp",
+                                                  "jobs", "migrations"], capture_output=True, text=True).stdout.splitlines()]
+    print(f"code: {ROOT} at {code.stdout.strip()[:70] or '(not a git checkout)'}"
+          + (f"; {len(dirty)} uncommitted files ({', '.join(dirty[:4])}{', …' if len(dirty) > 4 else ''})"
+             if dirty else ""), flush=True)
+    print(f"config: events={args.events} concurrency={args.concurrency} workers={args.workers} "
+          f"endpoints={args.endpoints} database={'sqlite (temp)' if not args.database_url else args.database_url} "
+          f"redis={'embedded' if not args.redis_url else redis_url} cpus={os.cpu_count()}", flush=True)
+
+    # The receiver first, and the raw ceiling while nothing else runs.
+    receipts = tmp / "receipts.log"
+    receipts.touch()
+    receiver = stack.spawn("receiver", [py, __file__, "--serve-receiver", str(receipts)], env, stdout=subprocess.PIPE)
+    hook = f"http://127.0.0.1:{int(receiver.stdout.readline())}/hook"
+    ceiling, sent = raw_ceiling(hook + "/raw")
+    print(f"raw ceiling: {ceiling:.0f} posts/s ({sent} signed ~1.2 KiB POSTs in 5 s, one keep-alive session)", flush=True)
+
+    subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
+    made = subprocess.run(flask + ["tenant", "create", "--org", "Bench", "--email", "bench@example.com",
+                                   "--password", "benchmark-pw", "--json"],
+                          cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    api_key = json.loads(made.stdout.strip().splitlines()[-1])["api_key"]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    web = stack.spawn("web", [py, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+                              "webapp:create_app()"], env)
+    workers = [stack.spawn(f"worker{i}", flask + ["worker"], env) for i in range(args.workers)]
+
+    from redis import Redis
+
+    def web_up() -> bool:
+        try:
+            return requests.get(f"{base}/api/v1/openapi.json", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def workers_up() -> bool:
+        from rq import Worker
+        pids = {w.pid for w in Worker.all(connection=Redis.from_url(redis_url))}  # whatever queues they serve
+        return all(w.pid in pids for w in workers)
+
+    wait_until(web_up, 60, "gunicorn", stack)
+    wait_until(workers_up, 60, "the delivery workers", stack)
+    api = requests.Session()
+    api.headers.update({"Authorization": f"Bearer {api_key}"})
+    agent = api.post(f"{base}/api/v1/agents", json={"name": "Bench agent"}, timeout=10)
+    agent.raise_for_status()
+    for i in range(args.endpoints):
+        api.post(f"{base}/api/v1/endpoints", json={"url": f"{hook}/{i}", "event_types": []},
+                 timeout=10).raise_for_status()
+
+    # CPU accounting over ingest + delivery, to see who is busy (and whether anything else on the machine is).
+    worker_pids = [pid for w in workers for pid in [w.pid] + children_of(w.pid)]  # + RQ's scheduler process
+    redis_pid = Redis.from_url(redis_url).info("server")["process_id"]
+    groups = {"gunicorn": [web.pid] + children_of(web.pid), "workers": worker_pids, "receiver": [receiver.pid],
+              "redis" if stack.redis else "redis (whole shared server)": [redis_pid]}
+    cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    pg_before = {pid: cpu_seconds([pid]) for pid in postgres_backends(database_url)} if args.database_url else {}
+    bench_before, busy_before, wall_before = sum(os.times()[:2]), machine_busy_seconds(), time.monotonic()
+
+    # Ingest: the workers deliver while it runs, as in production.
+    results = ingest(base, api_key, agent.json()["id"], args.events, args.concurrency)
+    accepted = [r for r in results if r["status"] == 202]
+    errors = dict(collections.Counter(r["status"] for r in results if r["status"] != 202))
+    if not accepted:
+        raise RuntimeError(f"no event was accepted: {errors}; see {tmp / 'web.log'}")
+    first_sent, first_accept = min(r["sent"] for r in results), min(r["at"] for r in accepted)
+    ingest_rate = len(accepted) / (max(r["at"] for r in accepted) - first_sent)
+    latencies = [(r["at"] - r["sent"]) * 1000 for r in accepted]
+    print(f"ingest: {ingest_rate:.0f} events/s ({len(accepted)}/{len(results)} accepted"
+          f"{', errors ' + str(errors) if errors else ''}), latency p50 {pct(latencies, 50):.1f} ms "
+          f"p99 {pct(latencies, 99):.1f} ms; {ingest_rate / ceiling:.3f}x raw ceiling", flush=True)
+
+    # End to end: wait for one receipt per expected delivery.
+    accepted_at = {r["id"]: r["at"] for r in accepted}
+    expected = sum(r["deliveries"] for r in accepted)
+
+    def ours() -> list[tuple[str, str, float]]:
+        return [row for row in read_receipts(receipts) if row[0] in accepted_at]
+
+    deadline, got = time.monotonic() + args.timeout, []
+    while time.monotonic() < deadline:
+        got = ours()
+        if len(got) >= expected:
+            break
+        stack.check_alive()
+        time.sleep(0.25)
+    distinct = {(i, path) for i, path, _ in got}
+    last = max((at for _, _, at in got), default=first_accept)
+    e2e_rate = len(distinct) / (last - first_accept) if got else 0.0
+    e2e = [(at - accepted_at[i]) * 1000 for i, _, at in got]
+    print(f"end to end: {e2e_rate:.0f} deliveries/s ({len(distinct)}/{expected} delivered"
+          f"{f', {len(got) - len(distinct)} duplicates' if len(got) > len(distinct) else ''}"
+          f"{'' if len(distinct) >= expected else f', gave up after {args.timeout:.0f} s'}; "
+          f"first accept to last receipt {last - first_accept:.1f} s), accept-to-receipt p50 {pct(e2e, 50):.0f} ms "
+          f"p99 {pct(e2e, 99):.0f} ms; {e2e_rate / ceiling:.3f}x raw ceiling", flush=True)
+
+    from rq import Worker
+    ours_rq = [w for w in Worker.all(connection=Redis.from_url(redis_url)) if w.pid in {p.pid for p in workers}]
+    jobs_run = sum(w.successful_job_count + w.failed_job_count for w in ours_rq)
+    print(f"jobs run by the delivery workers: {jobs_run} for {expected} deliveries "
+          f"({jobs_run - expected:+d}: sweep re-enqueues, retries, failed claims)", flush=True)
+    wall = time.monotonic() - wall_before
+    used = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in groups.items()}
+    if args.database_url:  # backends that connected during the run count from 0
+        used["postgres backends"] = sum(cpu_seconds([p]) - pg_before.get(p, 0) for p in postgres_backends(database_url))
+    used["bench client"] = sum(os.times()[:2]) - bench_before
+    used["rest of machine (kernel, other users)"] = machine_busy_seconds() - busy_before - sum(used.values())
+    print(f"cpu over ingest+delivery ({wall:.1f} s wall x {os.cpu_count()} cpus): "
+          + ", ".join(f"{name} {seconds:.1f} s ({100 * seconds / wall:.0f}%)" for name, seconds in used.items()),
+          flush=True)
+    gunicorn_workers = children_of(web.pid)
+    print("peak RSS (VmHWM): gunicorn workers "
+          + ", ".join(f"{peak_rss_mib(p):.0f} MiB" for p in gunicorn_workers)
+          + f" (master {peak_rss_mib(web.pid):.0f} MiB); delivery workers "
+          + ", ".join(f"{peak_rss_mib(w.pid):.0f} MiB" for w in workers)
+          + " (RQ scheduler children " + ", ".join(f"{peak_rss_mib(p):.0f} MiB" for p in worker_pids
+                                                  if p not in {w.pid for w in workers}) + ")", flush=True)
+
+
+if __name__ == "__main__":
+    main()
