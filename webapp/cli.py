@@ -1,4 +1,4 @@
-"""Operator commands: ``flask --app webapp tenant create …`` and ``flask --app webapp worker``."""
+"""Operator commands: ``flask --app webapp tenant create …``, ``… worker`` and ``… secrets reencrypt``."""
 from __future__ import annotations
 
 import json
@@ -7,12 +7,15 @@ import threading
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy import select, update
 
+from .crypto import reencrypt
 from .extensions import db
+from .models import Endpoint
 from .services.api_keys import create_key
 from .services.common import ValidationError
 from .services.tenants import create_tenant
-from .tenancy import tenant_scope
+from .tenancy import all_tenants, tenant_scope
 
 tenant_cli = AppGroup("tenant", help="Manage tenants.")
 
@@ -64,6 +67,41 @@ def worker_command(burst: bool, no_maintenance: bool) -> None:
         stop.set()
 
 
+secrets_cli = AppGroup("secrets", help="Manage the encryption of stored secrets.")
+
+
+@secrets_cli.command("reencrypt")
+@click.option("--batch", default=500, show_default=True, help="Endpoints per transaction.")
+def secrets_reencrypt(batch: int) -> None:
+    """Rewrite every stored signing secret with the current ENCRYPTION_KEY (after a key rotation).
+
+    Secrets that the old keys in ENCRYPTION_KEYS_OLD encrypted are decrypted with them and encrypted again
+    with the current key; afterwards the old keys can be removed. Safe to run again.
+    """
+    done, last_id = 0, ""
+    with all_tenants():  # an operator's command over every tenant's endpoints
+        while True:
+            rows = db.session.execute(
+                select(Endpoint.id, Endpoint.secret_encrypted, Endpoint.previous_secret_encrypted)
+                .where(Endpoint.id > last_id).order_by(Endpoint.id).limit(batch)).all()
+            if not rows:
+                break
+            for endpoint_id, current, previous in rows:
+                try:
+                    values = {"secret_encrypted": reencrypt(current),
+                              "previous_secret_encrypted": reencrypt(previous) if previous else None}
+                except RuntimeError as exc:
+                    db.session.rollback()
+                    raise click.ClickException(f"endpoint {endpoint_id}: {exc}; nothing after it was changed") from None
+                db.session.execute(update(Endpoint).where(Endpoint.id == endpoint_id)
+                                   .values(**values, updated_at=Endpoint.updated_at))
+            db.session.commit()
+            done += len(rows)
+            last_id = rows[-1][0]
+    click.echo(f"Re-encrypted the signing secrets of {done} endpoint{'s' * (done != 1)} with the current key.")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(tenant_cli)
     app.cli.add_command(worker_command)
+    app.cli.add_command(secrets_cli)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from .extensions import db
+from .extensions import db, limiter
 
 from .services.common import NotFound, ValidationError
 
@@ -49,6 +50,13 @@ def _message(exc: HTTPException) -> str:
     return exc.description or exc.name
 
 
+def _retry_after() -> str:
+    """Seconds until the rate limit that refused this request lets it through again."""
+    current = limiter.current_limit
+    seconds = int(current.reset_at - time.time()) if current is not None else 1
+    return str(max(1, seconds))
+
+
 def _rollback() -> None:
     try:
         db.session.rollback()
@@ -84,6 +92,10 @@ def register(app: Flask) -> None:
             if exc.code == 405:
                 headers["Allow"] = ", ".join(exc.valid_methods or [])
             return json_error(exc.code or 500, _message(exc), headers=headers)
+        if exc.code == 429:
+            seconds = _retry_after()
+            message = f"Too many attempts. Wait {seconds} second{'s' * (seconds != '1')}, then try again."
+            return render_template("error.html", status=429, message=message), 429, {"Retry-After": seconds}
         return render_template("error.html", status=exc.code, message=_message(exc)), exc.code
 
     @app.errorhandler(OperationalError)

@@ -19,3 +19,9 @@ class LoginForm(ServiceForm):
     password = PasswordField("Password", validators=[InputRequired("Password is required")],
                              render_kw={"autocomplete": "current-password"})
     submit = SubmitField("Log in")
+
+
+class ConfirmForm(ServiceForm):
+    password = PasswordField("Password", validators=[InputRequired("Password is required")],
+                             render_kw={"autocomplete": "current-password", "autofocus": True})
+    submit = SubmitField("Confirm")

@@ -1,5 +1,8 @@
-"""flask-login wiring: the logged-in user sets the tenant for the request."""
-from flask import Flask, Response, flash, g, redirect, request
+"""flask-login wiring: the logged-in user sets the tenant for the request, and recent log-ins."""
+import functools
+import time
+
+from flask import Flask, Response, current_app, flash, g, redirect, request, session, url_for
 from flask_login import current_user, login_url
 
 from ..extensions import login_manager
@@ -35,3 +38,33 @@ def setup_login(app: Flask) -> None:
         token = g.pop("session_tenant_token", None)
         if token is not None:
             reset_tenant(token)
+
+
+# When the user last proved who they are (log-in or password confirmation), in the session.
+AUTHENTICATED_AT = "authenticated_at"
+
+
+def mark_authenticated() -> None:
+    session[AUTHENTICATED_AT] = int(time.time())
+
+
+def logged_in_recently() -> bool:
+    at = session.get(AUTHENTICATED_AT)
+    return isinstance(at, int) and time.time() - at <= current_app.config["RECENT_LOGIN_SECONDS"]
+
+
+def recent_login_required(view):
+    """Ask for the password again before ``view`` when the last log-in is older than RECENT_LOGIN_SECONDS
+    (a session left open on a shared screen does not reveal secrets). Put it under ``login_required``."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if logged_in_recently():
+            return view(*args, **kwargs)
+        # Back to this page afterwards (a POST comes back as the GET of the same URL, which asks first).
+        target = url_for("auth.confirm", next=request.path)
+        if request.headers.get("HX-Request"):
+            return Response(status=200, headers={"HX-Redirect": target})
+        return redirect(target)
+
+    return wrapper

@@ -1,26 +1,34 @@
-"""Sign-up, log-in and log-out pages."""
+"""Sign-up, log-in, log-out and password confirmation pages."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_limiter.util import get_remote_address
+from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
-from ..extensions import db
+from ..extensions import db, limiter
 from ..models import User
-from ..services import tenants
+from ..services import audit, tenants
 from ..services.common import ValidationError
-from .forms import LoginForm, SignupForm
+from ..tenancy import tenant_scope
+from .forms import ConfirmForm, LoginForm, SignupForm
+from .session import mark_authenticated
 
 bp = Blueprint("auth", __name__)
 
 INVALID_LOGIN = "Invalid email or password."
+TOO_MANY = "Too many attempts. Wait a little, then try again."
 
 
 def _start_session(user: User) -> None:
     session.clear()  # a fresh session at log-in, so nothing planted before it survives (session fixation)
     login_user(user)
+    mark_authenticated()
+    with tenant_scope(user.tenant_id):
+        audit.record("user.logged_in", "user", user.id, actor={"actor_user_id": user.id, "actor_label": user.email})
+        db.session.commit()
 
 
 def _next_url() -> str:
@@ -33,7 +41,31 @@ def _next_url() -> str:
     return url_for("dashboard.overview")
 
 
+# Rate limits (Flask-Limiter on the queue's Redis), read from the config at each request.
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _login_ip_limit() -> str:
+    return current_app.config["LOGIN_IP_RATE_LIMIT"]
+
+
+def _signup_limit() -> str:
+    return current_app.config["SIGNUP_RATE_LIMIT"]
+
+
+def _account_key() -> str:
+    """The account a log-in tries: the email typed (or the logged-in user's, confirming a password)."""
+    email = current_user.email if current_user.is_authenticated else request.form.get("email", "")
+    return "account:" + email.strip().lower()[:320]
+
+
+def _ip_key() -> str:
+    return "ip:" + (get_remote_address() or "")
+
+
 @bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit(_signup_limit, key_func=_ip_key, methods=["POST"], error_message=TOO_MANY)
 def signup():
     """Create an organization with its first user, and log that user in."""
     if current_user.is_authenticated:
@@ -56,6 +88,8 @@ def signup():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_ip_limit, key_func=_ip_key, methods=["POST"], error_message=TOO_MANY)
+@limiter.limit(_login_limit, key_func=_account_key, methods=["POST"], error_message=TOO_MANY)
 def login():
     """Log a user in by email and password."""
     if current_user.is_authenticated:
@@ -68,6 +102,21 @@ def login():
             return redirect(_next_url())
         form.form_errors.append(INVALID_LOGIN)  # never say which of the two was wrong
     return render_template("auth/login.html", form=form), form.status
+
+
+@bp.route("/login/confirm", methods=["GET", "POST"])
+@login_required
+@limiter.limit(_login_ip_limit, key_func=_ip_key, methods=["POST"], error_message=TOO_MANY)
+@limiter.limit(_login_limit, key_func=_account_key, methods=["POST"], error_message=TOO_MANY)
+def confirm():
+    """Ask for the password again before showing a secret, then go back to it."""
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        if tenants.authenticate(current_user.email, form.password.data) is not None:
+            mark_authenticated()
+            return redirect(_next_url())
+        form.password.errors = ["Password is not correct"]
+    return render_template("auth/confirm.html", form=form), form.status
 
 
 @bp.post("/logout")

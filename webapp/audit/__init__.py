@@ -1,0 +1,1 @@
+"""The audit log page: who did what to the tenant's keys, secrets, endpoints and agents."""
