@@ -72,7 +72,8 @@ class Soak:
         self.env = {**os.environ, "SECRET_KEY": "soak", "ALLOW_PRIVATE_DESTINATIONS": "1", "LOG_LEVEL": "WARNING",
                     "REDIS_URL": self.redis.url, "DELIVERY_RETRY_SCHEDULE": RETRY_SCHEDULE, "DELIVERY_TIMEOUT": "5",
                     "DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'soak.sqlite3'}",
-                    "AGENTHOOKS_INSTANCE_PATH": str(tmp / "instance")}
+                    "AGENTHOOKS_INSTANCE_PATH": str(tmp / "instance"),
+                    "AGENT_EVENT_BUDGET": "0"}  # a steady flood from few agents is the point here, not a runaway
         self.procs: list[subprocess.Popen] = []
         self.workers: list[subprocess.Popen | None] = [None] * args.workers
         self.lock = threading.Lock()

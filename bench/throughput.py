@@ -281,8 +281,10 @@ def run(args, tmp: Path, stack: Stack) -> None:
     database_url = args.database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DELIVERY_", "ENDPOINT_", "INGEST_", "AGENTHOOKS_", "FLASK_"))}
+    # AGENT_EVENT_BUDGET=0: one agent sends everything here; the runaway-agent guard would cap it at 600 a minute.
     env.update(SECRET_KEY="bench-secret-key", ALLOW_PRIVATE_DESTINATIONS="1", DATABASE_URL=database_url,
-               REDIS_URL=redis_url, LOG_LEVEL="WARNING", AGENTHOOKS_INSTANCE_PATH=str(tmp / "instance"))
+               REDIS_URL=redis_url, LOG_LEVEL="WARNING", AGENTHOOKS_INSTANCE_PATH=str(tmp / "instance"),
+               AGENT_EVENT_BUDGET="0")
     flask = [py, "-m", "flask", "--app", "webapp"]
     code = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
     dirty = [line[3:] for line in subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "webapp",

@@ -30,8 +30,13 @@ def receive():
     if webhook_id in handled:
         return "", 204  # a retry of something already handled: acknowledge it, do nothing
     handled.add(webhook_id)
-    print(f"verified {event['type']} {event['id']} from agent {event['agent']['name']!r}: {event.get('data')}",
-          flush=True)
+    agent = (event.get("agent") or {}).get("name")  # null for webhook.test events
+    print(f"verified {event['type']} {event['id']} from agent {agent!r}: {event.get('data')}", flush=True)
+    # Runs and parents are in the signed body when the agent sent them (and, unsigned, in the headers
+    # agenthooks-run-id and agenthooks-parent-event-id); the agent's W3C traceparent comes as a header.
+    if event.get("run_id") or request.headers.get("traceparent"):
+        print(f"  run {event.get('run_id')}, after {event.get('parent_event_id')}, "
+              f"trace {request.headers.get('traceparent')}", flush=True)
     return "", 204
 
 

@@ -72,15 +72,26 @@ def _fresh_suffix() -> str:
     return f"-r{time.time_ns()}"
 
 
+# The event's run, parent and W3C Trace Context go along as headers when it has them (the run and parent
+# are in the signed body too; these copies are for routing and tracing without parsing it).
+_CONTEXT_HEADERS = (("agenthooks-run-id", "run_id"), ("agenthooks-parent-event-id", "parent_event_id"),
+                    ("traceparent", "traceparent"), ("tracestate", "tracestate"))
+
+
 def headers_for(event: Event, endpoint: Endpoint) -> dict:
     timestamp = int(time.time())
-    return {
+    headers = {
         "content-type": "application/json",
         "user-agent": f"AgentHooks/{__version__}",
         "webhook-id": event.id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature_header(event.id, timestamp, event.body, signing_secrets(endpoint)),
     }
+    for header, attribute in _CONTEXT_HEADERS:
+        value = getattr(event, attribute)
+        if value:
+            headers[header] = value
+    return headers
 
 
 def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED, slot_reserved: bool = False) -> None:

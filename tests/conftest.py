@@ -20,6 +20,10 @@ os.environ["SECRET_KEY"] = "test-secret-key-not-for-production"
 os.environ["ALLOW_PRIVATE_DESTINATIONS"] = "1"  # receivers listen on 127.0.0.1
 os.environ["DELIVERY_RETRY_SCHEDULE"] = "0.5,0.5,0.5"
 os.environ["DELIVERY_TIMEOUT"] = "2"
+# Every test client comes from 127.0.0.1 and Redis outlives a test: per-IP limits would add up across the
+# suite. Tests of the limits set tight ones on app.config, with addresses and emails of their own.
+for _limit in ("SIGNUP_RATE_LIMIT", "LOGIN_RATE_LIMIT", "LOGIN_IP_RATE_LIMIT"):
+    os.environ[_limit] = "100000 per minute"
 os.environ["AGENTHOOKS_INSTANCE_PATH"] = str(_TMP / "instance")
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{_TMP / 'test.sqlite3'}")
 os.environ.pop("AGENTHOOKS_ENV", None)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import pytest
@@ -82,6 +83,11 @@ def test_sign_up_lands_on_the_overview_of_the_new_organization(client, signup):
     assert "Send your first event" in body
     assert "http://localhost/api/v1/events" in body
     assert "Create an API key" in body and "Register an agent" in body
+    # curl and Python, each with a copy button, and a placeholder that says what to do first.
+    assert 'id="snippet-curl"' in body and 'id="snippet-python"' in body
+    assert body.count('data-copy-target="#snippet-') == 2
+    assert body.count('"agent_id": "&lt;create an agent first&gt;"') == 2
+    assert "import requests" in body and "requests.post(" in body and "No deliveries in the last 24 hours" in body
 
 
 def test_sign_up_form_has_the_labelled_fields(client):
@@ -226,7 +232,9 @@ def test_create_an_endpoint_and_reveal_its_secret(user):
     detail = text(user.get(f"/endpoints/{endpoint_id}"))
     assert HOOK_URL in detail and "Billing receiver" in detail
     assert "<code>message.received</code>, <code>tool.executed</code>" in detail
-    assert "Reveal" in detail and not SECRET.search(detail)
+    assert not SECRET.search(detail)
+    assert re.search(rf'<form method="get" action="/endpoints/{endpoint_id}/secret"\s+hx-get="/endpoints/{endpoint_id}/secret" '
+                     r'hx-target="#secret" hx-swap="outerHTML">\s*<button type="submit" class="secondary">Reveal</button>', detail)
 
     fragment = user.get(f"/endpoints/{endpoint_id}/secret", headers={"HX-Request": "true"})
     assert fragment.headers["Cache-Control"] == "no-store"
@@ -235,7 +243,8 @@ def test_create_an_endpoint_and_reveal_its_secret(user):
     # Without htmx, the same URL is the whole page with the secret shown.
     page = user.get(f"/endpoints/{endpoint_id}/secret")
     assert "<html" in text(page) and secret in text(page)
-    assert HOOK_URL in text(user.get("/endpoints"))
+    listing = text(user.get("/endpoints"))
+    assert HOOK_URL in listing and "no deliveries yet" in listing and "Success (24 h)" in listing
 
 
 def test_rotating_the_secret_asks_first_and_shows_the_new_one(user):
@@ -295,7 +304,8 @@ def test_a_test_event_shows_in_the_delivery_log_and_its_detail(user):
     assert delivery_id in log and "<code>webhook.test</code>" in log and HOOK_URL in log
     # pending, or retrying/failed if a worker (another test module's) got to it: nothing listens on HOOK_URL
     assert re.search(r'class="status status-(pending|retrying|failed)">\1<', log)
-    assert 'hx-trigger="every 3s"' in log
+    assert re.search(r'<p id="delivery-live" class="live" data-live-log="delivery-rows" hx-get="/deliveries\?since=[^"]+" '
+                     r'hx-trigger="every 3s, refresh" hx-swap="none">', log)
 
     detail = text(user.get(f"/deliveries/{delivery_id}"))
     assert "This is a test event from AgentHooks." in detail and "&#34;type&#34;: &#34;webhook.test&#34;" in detail
@@ -305,26 +315,28 @@ def test_a_test_event_shows_in_the_delivery_log_and_its_detail(user):
 def test_resend_swaps_the_row_or_redirects(user):
     delivery_id = send_test_event(user, create_endpoint(user))
     response = post(user, f"/deliveries/{delivery_id}/resend", htmx=True)
-    assert text(response).startswith(f'<tr id="{delivery_id}">') and "<html" not in text(response)
+    assert re.match(rf'<tr id="{delivery_id}" data-version="\d+"', text(response)) and "<html" not in text(response)
+    assert "resend queued" in text(response) and f'id="resend-{delivery_id}"' in text(response)
+    assert "Resend queued" in response.headers["HX-Trigger"]
     response = post(user, f"/deliveries/{delivery_id}/resend")
     assert response.request.path == f"/deliveries/{delivery_id}" and "Resend queued" in text(response)
 
 
-def test_the_log_filters_and_polls_its_rows(user):
+def test_the_log_filters_and_polls_with_its_filters(user):
     endpoint_id = create_endpoint(user)
     delivery_id = send_test_event(user, endpoint_id)
     assert delivery_id not in text(user.get("/deliveries?status=succeeded"))
     assert delivery_id in text(user.get(f"/deliveries?event_type=webhook.test&endpoint_id={endpoint_id}"))
     assert delivery_id not in text(user.get("/deliveries?event_type=message.sent"))
+    assert "No deliveries match these filters." in text(user.get("/deliveries?event_type=message.sent"))
 
-    rows = user.get("/deliveries?event_type=webhook.test",
-                    headers={"HX-Request": "true", "HX-Target": "delivery-rows"})
-    body = text(rows)
-    assert body.startswith('<tbody id="delivery-rows" hx-get="/deliveries?event_type=webhook.test"')
-    assert delivery_id in body and "<html" not in body
+    page = text(user.get("/deliveries?event_type=webhook.test"))
+    poll = html.unescape(re.search(r'id="delivery-live"[^>]*hx-get="([^"]+)"', page).group(1))
+    assert poll.startswith("/deliveries?event_type=webhook.test&since=")
 
     response = user.get("/deliveries?status=bogus")
     assert response.status_code == 422 and "Status must be one of" in text(response)
+    assert "delivery-live" not in text(response)
     assert user.get("/deliveries?cursor=%%%").status_code == 422
 
 
@@ -333,7 +345,8 @@ def test_an_event_sent_as_the_overview_says_arrives_and_its_payload_is_escaped(u
     create_endpoint(user)
     api_key = API_KEY.search(text(post(user, "/keys", {"name": "agent"}))).group()
     overview = text(user.get("/"))
-    assert f'"agent_id": "{agent_id}"' in overview
+    assert overview.count(f'"agent_id": "{agent_id}"') == 2  # curl and Python
+    assert "create an agent first" not in overview
 
     response = user.post("/api/v1/events", headers={"Authorization": f"Bearer {api_key}"},
                          json={"type": "message.received", "agent_id": agent_id,
@@ -379,6 +392,7 @@ def test_htmx_requests_carry_the_csrf_token_in_a_header(user):
     assert f'hx-headers=\'{{"X-CSRFToken": "{header_token}"}}\'' in page
     response = user.post(f"/keys/{key_id}/revoke", headers={"HX-Request": "true", "X-CSRFToken": header_token})
     assert response.status_code == 200 and text(response).startswith(f'<tr id="{key_id}" class="revoked">')
+    assert json.loads(response.headers["HX-Trigger"]) == {"toast": "Key “ci” revoked."}
 
 
 # Event types
@@ -416,7 +430,7 @@ def test_pages_carry_no_inline_script_style_or_handler(user):
         assert not re.search(r"<script(?![^>]*\bsrc=)", body), path
         assert not re.search(r"\s(on[a-z]+|style)\s*=", body), path
         for url in re.findall(r'(?:src|href)="([^"]*)"', body):  # no CDN: everything is served by us
-            assert url.startswith("/") and not url.startswith("//"), (path, url)
+            assert url.startswith(("/", "#")) and not url.startswith("//"), (path, url)
     post(user, "/logout")
     for path in ("/login", "/signup"):
         assert '<script src="/static/htmx.min.js" defer></script>' in text(user.get(path))

@@ -5,15 +5,28 @@ and unguessable: 48 bits of milliseconds, then 80 random bits.
 """
 import os
 import time
+from datetime import datetime
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
 
-def new_id(prefix: str) -> str:
-    """Return a new id such as ``evt_01jd8x…``."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+def _encode(prefix: str, value: int) -> str:
     chars = []
     for _ in range(26):
         value, digit = divmod(value, 32)
         chars.append(_ALPHABET[digit])
     return f"{prefix}_{''.join(reversed(chars))}"
+
+
+def new_id(prefix: str, at: datetime | None = None) -> str:
+    """Return a new id such as ``evt_01jd8x…``; ``at`` backdates it (demo data, tests)."""
+    millis = int((at.timestamp() if at else time.time()) * 1000)
+    return _encode(prefix, (millis << 80) | int.from_bytes(os.urandom(10), "big"))
+
+
+def min_id_at(prefix: str, moment: datetime) -> str:
+    """The smallest id ``new_id`` could have made at ``moment``.
+
+    ``id >= min_id_at(prefix, t)`` selects the rows created since ``t`` through an index on the id.
+    """
+    return _encode(prefix, int(moment.timestamp() * 1000) << 80)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
+from ..dashboard.toast import toast
 from ..extensions import db
 from ..services import agents
 from ..services.common import ValidationError
@@ -62,6 +63,6 @@ def delete(agent_id):
     agents.delete_agent(agent_id)
     db.session.commit()
     if request.htmx:
-        return ""  # the row's hx-swap removes it
+        return "", 200, toast(f"Agent “{name}” deleted.")  # the row's hx-swap removes it
     flash(f"Agent “{name}” deleted.", "success")
     return redirect(url_for("agents.index"))

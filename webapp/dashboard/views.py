@@ -1,22 +1,39 @@
-"""The overview: what the tenant has set up, how deliveries are going, and how to send a first event."""
+"""The overview: how deliveries went over the last day, what is failing, and how to send a first event."""
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 from flask_login import current_user, login_required
 
-from ..services import agents, api_keys, deliveries, endpoints
+from ..models import utcnow
+from ..services import agents, api_keys, endpoints, stats
+from .chart import stacked_bars
+from .formatting import FILTERS
 
 bp = Blueprint("dashboard", __name__)
+for _name, _filter in FILTERS.items():
+    bp.add_app_template_filter(_filter, _name)
+
+
+def api_base_url() -> str:
+    """Where this dashboard's API lives, as the tenant's agents should call it."""
+    return request.url_root.rstrip("/") + "/api/v1"
 
 
 @bp.get("/")
 @login_required
 def overview():
-    """Show the tenant's counts and the first-event walkthrough."""
+    """Show the last 24 hours of deliveries, each endpoint's health, and the first-event walkthrough."""
+    now = utcnow()
     agent_list = agents.all_agents()
     endpoint_list = endpoints.all_endpoints()
+    health = stats.endpoint_health(now)
+    chart = stacked_bars(stats.hourly_deliveries(now))
+    attempts = sum(h.attempts for h in health.values())
+    successes = sum(h.successes for h in health.values())
     return render_template(
         "dashboard/overview.html", tenant=current_user.tenant, agents=agent_list, endpoints=endpoint_list,
-        enabled_endpoints=sum(1 for e in endpoint_list if e.enabled), deliveries=deliveries.count_by_status(),
+        health=health, chart=chart, failing=stats.failing_endpoints(endpoint_list, health),
+        attempts=attempts, success_rate=successes / attempts if attempts else None,
         live_keys=sum(1 for k in api_keys.list_keys() if k.revoked_at is None),
-        first_agent=agent_list[0] if agent_list else None, events_url=request.host_url + "api/v1/events")
+        has_events=stats.has_events(), first_agent=agent_list[0] if agent_list else None,
+        api_url=api_base_url())

@@ -1,4 +1,4 @@
-"""Dashboard pages: the delivery log, one delivery with its attempts, and resends."""
+"""Dashboard pages: the live delivery log, one delivery with its attempts, and resends."""
 from __future__ import annotations
 
 import json
@@ -6,48 +6,109 @@ import json
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
-from ..models import DELIVERY_STATUSES
+from ..dashboard.toast import toast
+from ..models import DELIVERY_STATUSES, Delivery, utcnow
 from ..services import agents, deliveries, endpoints, event_types
 from ..services.common import ValidationError
+from . import live
 
 bp = Blueprint("deliveries", __name__)
 
 FILTERS = ("status", "endpoint_id", "event_type", "agent_id")
 PAGE_SIZE = 50
-ROWS_TARGET = "delivery-rows"  # the id of the tbody that polls for itself
+LOG_TARGET = "delivery-log"  # the block that holds the live indicator, the table and the pager
+DETAIL_TARGET = "delivery-state"  # the block of the detail page that refreshes while the delivery is under way
 
 
-@bp.get("/deliveries")
-@login_required
-def index():
-    """Show the delivery log, newest first, filtered by the query string; htmx polls get the rows only."""
-    filters = {name: request.args.get(name) or None for name in FILTERS}
-    cursor = request.args.get("cursor") or None
+def _names() -> dict:
+    """What a row shows beside the delivery: its endpoint's URL and its agent's name (two small queries)."""
+    return {"endpoint_urls": {e.id: e.url for e in endpoints.all_endpoints()},
+            "agent_names": {a.id: a.name for a in agents.all_agents()}}
+
+
+def _filters() -> dict:
+    return {name: request.args.get(name) or None for name in FILTERS}
+
+
+def _url(**params) -> str:
+    return url_for("deliveries.index", **{k: v for k, v in params.items() if v})
+
+
+def _log(filters: dict, cursor: str | None):
+    """The log's block: one page of rows, the pager and, on the newest page, the live poller."""
+    rendered_at = utcnow()
     error = None
     try:
         rows, next_cursor = deliveries.list_deliveries(**filters, cursor=cursor, limit=PAGE_SIZE)
     except ValidationError as exc:
         rows, next_cursor, error = [], None, f"{exc.field.replace('_', ' ').capitalize()} {exc.message}."
-    # Only the newest page polls: older pages do not gain rows.
-    poll_url = request.full_path if cursor is None and error is None else None
-    if request.htmx and request.htmx.target == ROWS_TARGET:
-        return render_template("deliveries/_rows.html", rows=rows, poll_url=poll_url)
-    older_url = url_for("deliveries.index", **{k: v for k, v in filters.items() if v}, cursor=next_cursor) \
-        if next_cursor else None
+    poll_url = None
+    if cursor is None and error is None:  # only the newest page gains rows
+        state = live.LiveState.for_page(rows, next_cursor is not None, rendered_at)
+        poll_url = _url(**filters, since=state.encode())
+    context = dict(rows=rows, filters=filters, error=error, poll_url=poll_url,
+                   older_url=_url(**filters, cursor=next_cursor) if next_cursor else None,
+                   newest_url=_url(**filters) if cursor else None, **_names())
+    return context, 422 if error else 200
+
+
+@bp.get("/deliveries")
+@login_required
+def index():
+    """Show the delivery log, newest first, filtered by the query string; the live poll gets what changed."""
+    filters = _filters()
+    since = request.args.get("since")
+    if since and request.htmx:
+        return _poll(filters, since)
+    context, status = _log(filters, request.args.get("cursor") or None)
     return render_template(
-        "deliveries/list.html", rows=rows, filters=filters, error=error, poll_url=poll_url, older_url=older_url,
-        newest_url=url_for("deliveries.index", **{k: v for k, v in filters.items() if v}) if cursor else None,
-        statuses=DELIVERY_STATUSES, endpoints=endpoints.all_endpoints(), agents=agents.all_agents(),
-        types=[t["name"] for t in event_types.all_types()]), 422 if error else 200
+        "deliveries/list.html", statuses=DELIVERY_STATUSES, endpoints=endpoints.all_endpoints(),
+        agents=agents.all_agents(), types=[t["name"] for t in event_types.all_types()], **context), status
+
+
+def _poll(filters: dict, token: str):
+    """Answer the live log's poll: 204 when nothing changed, else only the rows that did, out of band."""
+    try:
+        state = live.LiveState.decode(token)
+    except ValidationError:
+        state = None
+    if state is not None and filters["status"] not in (None, *DELIVERY_STATUSES):
+        state = None
+    delta = None
+    if state is not None:
+        polled_at = utcnow()
+        rows = deliveries.changed_since(state.since, endpoint_id=filters["endpoint_id"],
+                                        event_type=filters["event_type"], agent_id=filters["agent_id"],
+                                        limit=live.MAX_CHANGES + 1)
+        if not rows:
+            return "", 204
+        delta = live.delta(state, rows, filters["status"], polled_at)
+    if delta is None or delta.reset:
+        # Too much changed (or a token we cannot read): show the newest page afresh.
+        context, status = _log(filters, None)
+        return render_template("deliveries/_log.html", **context), status, {
+            "HX-Retarget": f"#{LOG_TARGET}", "HX-Reswap": "outerHTML"}
+    return render_template("deliveries/_delta.html", delta=delta, status_filter=filters["status"],
+                           poll_url=_url(**filters, since=delta.state.encode()),
+                           **(_names() if not delta.empty else {}))
+
+
+def _version(delivery: Delivery) -> str:
+    return str(int(delivery.updated_at.timestamp() * 1_000_000)) if delivery.updated_at else ""
 
 
 @bp.get("/deliveries/<delivery_id>")
 @login_required
 def detail(delivery_id):
-    """Show a delivery's payload and every attempt."""
+    """Show a delivery's payload, the headers sent and every attempt; the state block refreshes itself."""
     delivery = deliveries.get_delivery(delivery_id)
+    if request.htmx and request.htmx.target == DETAIL_TARGET:
+        if request.args.get("v") == _version(delivery):
+            return "", 204  # unchanged since the page's last look
+        return render_template("deliveries/_state.html", delivery=delivery, version=_version(delivery))
     payload = json.dumps(delivery.event.payload, indent=2, ensure_ascii=False)
-    return render_template("deliveries/detail.html", delivery=delivery, payload=payload)
+    return render_template("deliveries/detail.html", delivery=delivery, payload=payload, version=_version(delivery),
+                           agent_names={a.id: a.name for a in agents.all_agents()})
 
 
 @bp.post("/deliveries/<delivery_id>/resend")
@@ -56,6 +117,15 @@ def resend(delivery_id):
     """Resend a delivery now, as a new manual attempt."""
     delivery = deliveries.resend(delivery_id)
     if request.htmx:
-        return render_template("deliveries/_row.html", row=delivery)
+        headers = toast("Resend queued: a new attempt starts at once.")
+        if request.htmx.target == DETAIL_TARGET:
+            return render_template("deliveries/_state.html", delivery=delivery, version=_version(delivery)), 200, headers
+        return render_template("deliveries/_row.html", row=delivery, **_names()), 200, headers
     flash("Resend queued: a new attempt starts at once.", "success")
     return redirect(url_for("deliveries.detail", delivery_id=delivery.id))
+
+
+@bp.app_template_filter("delivery_version")
+def delivery_version(delivery: Delivery) -> str:
+    """The row's version: the live log skips a row it already shows in this version."""
+    return _version(delivery)

@@ -4,9 +4,10 @@ from __future__ import annotations
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import login_required
 
+from ..auth.session import recent_login_required
 from ..extensions import db
-from ..models import Endpoint
-from ..services import agents, deliveries, endpoints, events
+from ..models import Endpoint, utcnow
+from ..services import agents, deliveries, endpoints, events, stats
 from ..services.common import ValidationError
 from .forms import EndpointForm
 
@@ -22,16 +23,21 @@ def _no_store(body):
 
 def _detail(endpoint: Endpoint, secret: str | None = None) -> str:
     recent, _ = deliveries.list_deliveries(endpoint_id=endpoint.id, limit=10)
+    now = utcnow()
+    overlap_until = endpoint.previous_secret_expires_at if endpoint.previous_secret_encrypted and \
+        endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > now else None
     return render_template("endpoints/detail.html", endpoint=endpoint, secret=secret, recent=recent,
+                           health=stats.endpoint_health(now, endpoint.id).get(endpoint.id, stats.Health()),
+                           overlap_until=overlap_until,
                            agent_names={agent.id: agent.name for agent in agents.all_agents()})
 
 
 @bp.get("/endpoints")
 @login_required
 def index():
-    """List the endpoints with what they subscribe to and whether they are enabled."""
-    return render_template("endpoints/list.html", endpoints=endpoints.all_endpoints(),
-                           agent_names={agent.id: agent.name for agent in agents.all_agents()})
+    """List the endpoints with their health: last delivery, success rate and p95 over the last 24 h."""
+    return render_template("endpoints/list.html", endpoints=endpoints.all_endpoints(), health=stats.endpoint_health(),
+                           empty_health=stats.Health(), agent_names={agent.id: agent.name for agent in agents.all_agents()})
 
 
 @bp.route("/endpoints/new", methods=["GET", "POST"])
@@ -60,10 +66,11 @@ def detail(endpoint_id):
 
 @bp.get("/endpoints/<endpoint_id>/secret")
 @login_required
+@recent_login_required
 def secret(endpoint_id):
     """Reveal the signing secret: a fragment for htmx, the whole page otherwise."""
-    endpoint = endpoints.get_endpoint(endpoint_id)
-    value = endpoints.current_secret(endpoint)
+    endpoint, value = endpoints.reveal_secret(endpoint_id)
+    db.session.commit()  # the audit event of the reveal
     if request.htmx:
         return _no_store(render_template("endpoints/_secret.html", endpoint=endpoint, secret=value))
     return _no_store(_detail(endpoint, value))
@@ -89,6 +96,7 @@ def edit(endpoint_id):
 
 @bp.get("/endpoints/<endpoint_id>/rotate")
 @login_required
+@recent_login_required
 def confirm_rotate(endpoint_id):
     """Ask before rotating the signing secret."""
     return render_template("endpoints/rotate.html", endpoint=endpoints.get_endpoint(endpoint_id))
@@ -96,6 +104,7 @@ def confirm_rotate(endpoint_id):
 
 @bp.post("/endpoints/<endpoint_id>/rotate")
 @login_required
+@recent_login_required
 def rotate(endpoint_id):
     """Rotate the signing secret and show the new one."""
     value = endpoints.rotate_secret(endpoint_id)

@@ -6,9 +6,11 @@ import json
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
+from ..dashboard.toast import toast
 from ..extensions import db
 from ..services import event_types
-from ..services.common import ValidationError
+from ..models import EventType
+from ..services.common import ValidationError, get_owned
 from .forms import EventTypeForm
 
 bp = Blueprint("event_types", __name__)
@@ -49,9 +51,10 @@ def create():
 @login_required
 def delete(type_id):
     """Delete a custom event type."""
+    name = get_owned(EventType, type_id).name
     event_types.delete_custom_type(type_id)
     db.session.commit()
     if request.htmx:
-        return ""  # the row's hx-swap removes it
+        return "", 200, toast(f"Event type {name} deleted.")  # the row's hx-swap removes it
     flash("Event type deleted.", "success")
     return redirect(url_for("event_types.index"))

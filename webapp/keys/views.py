@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import login_required
 
+from ..dashboard.toast import toast
 from ..extensions import db
 from ..services import api_keys
 from ..services.common import ValidationError
@@ -26,7 +27,7 @@ def create():
     form = KeyForm()
     if form.validate_on_submit():
         try:
-            key, plaintext = api_keys.create_key(form.name.data or "")
+            key, plaintext = api_keys.create_key(**form.payload())
         except ValidationError as exc:
             form.add_error(exc)
         else:
@@ -44,6 +45,6 @@ def revoke(key_id):
     key = api_keys.revoke_key(key_id)
     db.session.commit()
     if request.htmx:
-        return render_template("keys/_row.html", key=key)
+        return render_template("keys/_row.html", key=key), 200, toast(f"Key “{key.name}” revoked.")
     flash(f"Key “{key.name}” revoked.", "success")
     return redirect(url_for("keys.index"))

@@ -1,0 +1,167 @@
+"""The overview's statistics: deliveries per hour, success rate and p95 per endpoint, failing endpoints.
+
+Known histories are written straight into the database (tests/factories.py), on SQLite and PostgreSQL.
+"""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from webapp.dashboard.chart import stacked_bars, tick_step
+from webapp.dashboard.formatting import ago, duration, percent
+from webapp.extensions import db
+from webapp.models import utcnow
+from webapp.services import stats
+from webapp.services.endpoints import disable
+
+from . import factories
+
+
+def test_success_rate_and_p95_count_the_attempts_of_the_last_24_hours(tenant):
+    now = utcnow()
+    with tenant.scope():
+        fast, slow, idle = factories.endpoint(), factories.endpoint(), factories.endpoint()
+        # 20 attempts of 10, 20, … 200 ms; every fourth one a 500: 15 of 20 succeed, p95 (nearest rank 19) = 190.
+        for n in range(1, 21):
+            factories.delivery(fast, at=now - timedelta(minutes=n), attempts=[(500 if n % 4 == 0 else 200, n * 10)])
+        # Two deliveries of two attempts each (a timeout, then 200); one attempt older than a day is not counted.
+        factories.delivery(slow, at=now - timedelta(hours=2), attempts=[(None, 15000), (200, 900)])
+        factories.delivery(slow, at=now - timedelta(hours=3), attempts=[(None, 15000), (200, 700)])
+        factories.delivery(slow, at=now - timedelta(hours=30), attempts=[(200, 99999)])
+        fast, slow, idle = fast.id, slow.id, idle.id
+        db.session.commit()
+        health = stats.endpoint_health(now)
+
+    assert (health[fast].attempts, health[fast].successes) == (20, 15)
+    assert health[fast].success_rate == 0.75 and health[fast].p95_ms == 190
+    assert (health[slow].attempts, health[slow].successes, health[slow].p95_ms) == (4, 2, 15000)
+    assert idle not in health  # no attempts and no delivery: the page shows dashes
+
+
+def test_p95_of_a_single_attempt_is_that_attempt(tenant):
+    with tenant.scope():
+        endpoint = factories.endpoint()
+        factories.delivery(endpoint, attempts=[(204, 42)])
+        db.session.commit()
+        assert stats.endpoint_health()[endpoint.id].p95_ms == 42
+        assert stats.attempt_percentiles(utcnow() - timedelta(hours=1), percentile=50) == {endpoint.id: 42}
+
+
+def test_the_last_delivery_skips_pending_ones_and_failing_endpoints_are_found(tenant):
+    now = utcnow()
+    with tenant.scope():
+        healthy, broken, retrying, off = (factories.endpoint() for _ in range(4))
+        factories.delivery(healthy, status="failed", at=now - timedelta(hours=1), attempts=[(500, 5)])
+        factories.delivery(healthy, status="succeeded", at=now - timedelta(minutes=5), attempts=[(200, 5)])
+        factories.delivery(healthy, status="pending", at=now)  # not attempted yet: says nothing
+        factories.delivery(broken, status="succeeded", at=now - timedelta(hours=1), attempts=[(200, 5)])
+        factories.delivery(broken, status="failed", at=now - timedelta(minutes=5), attempts=[(None, 5)])
+        factories.delivery(retrying, status="retrying", at=now, attempts=[(503, 5)])
+        disable(off, "Disabled by a user.")
+        db.session.commit()
+        endpoints = [healthy, broken, retrying, off]
+        health = stats.endpoint_health(now)
+        failing = [e.id for e in stats.failing_endpoints(endpoints, health)]
+        assert health[healthy.id].last_status == "succeeded" and health[healthy.id].last_response_status == 200
+        assert health[broken.id].last_status == "failed" and health[broken.id].last_error == "connection refused"
+        assert failing == [broken.id, retrying.id, off.id]
+
+
+def test_deliveries_per_hour_by_status(tenant):
+    now = utcnow()
+    with tenant.scope():
+        endpoint = factories.endpoint()
+        for status, hours_ago in (("succeeded", 0), ("succeeded", 0), ("failed", 0), ("retrying", 3),
+                                  ("succeeded", 23), ("succeeded", 25)):
+            factories.delivery(endpoint, status=status, at=now - timedelta(hours=hours_ago))
+        db.session.commit()
+        buckets = stats.hourly_deliveries(now)
+
+    assert len(buckets) == 24
+    assert buckets[-1].start == now.replace(minute=0, second=0, microsecond=0)
+    assert buckets[-1].counts == {"pending": 0, "retrying": 0, "succeeded": 2, "failed": 1}
+    assert buckets[-4].counts["retrying"] == 1
+    assert buckets[0].counts["succeeded"] == 1  # 23 hours ago is the first bucket; 25 hours ago is outside
+    assert sum(b.total for b in buckets) == 5
+
+
+def test_statistics_never_count_another_tenants_rows(make_tenant):
+    mine, theirs = make_tenant("Mine"), make_tenant("Theirs")
+    with theirs.scope():
+        endpoint = factories.endpoint()
+        for _ in range(5):
+            factories.delivery(endpoint, status="failed", attempts=[(500, 1000)])
+        db.session.commit()
+    with mine.scope():
+        own = factories.endpoint()
+        factories.delivery(own, attempts=[(200, 10)])
+        db.session.commit()
+        health = stats.endpoint_health()
+        assert set(health) == {own.id} and health[own.id].p95_ms == 10
+        assert sum(b.total for b in stats.hourly_deliveries()) == 1
+        assert stats.has_events()
+    with make_tenant("New").scope():
+        assert stats.endpoint_health() == {} and not stats.has_events()
+
+
+def test_the_overview_draws_the_chart_and_lists_health_and_failing_endpoints(tenant, client):
+    now = utcnow()
+    with tenant.scope():
+        good, bad = factories.endpoint(url="http://127.0.0.1:9/good"), factories.endpoint(url="http://127.0.0.1:9/bad")
+        for n in range(4):
+            factories.delivery(good, at=now - timedelta(hours=n), attempts=[(200, 100 + n)])
+        factories.delivery(bad, status="failed", at=now, attempts=[(None, 3)])
+        db.session.commit()
+    login(client, "owner1@example.com")
+    page = client.get("/").get_data(as_text=True)
+
+    svg = re.search(r'<svg class="chart-svg"[^>]*role="img" aria-labelledby="chart-title chart-desc".*?</svg>', page, re.DOTALL)
+    assert svg, "no accessible chart on the overview"
+    chart = svg.group()
+    assert '<title id="chart-title">Deliveries per hour, last 24 hours, by status</title>' in chart
+    assert "5 deliveries in the last 24 hours: 4 succeeded, 1 failed." in chart
+    assert chart.count('class="bar-succeeded"') == 4 and chart.count('class="bar-failed"') == 1
+    assert "<summary>Show as a table</summary>" in page  # the same numbers, for screen readers
+    # Health per endpoint, and the failing one named with its reason.
+    failing = page.split('id="failing-heading"')[1].split("</section>")[0]
+    assert "http://127.0.0.1:9/bad" in failing and "connection refused" in failing
+    assert "http://127.0.0.1:9/good" not in failing
+    assert ">100%</span>" in page and ">0%</span>" in page and "103 ms" in page
+    # This tenant has sent events: no first-event panel, the snippets are folded away.
+    assert "Send your first event" not in page and "Send an event from your agent" in page
+
+
+def login(client, email, password="correct horse battery"):
+    from .helpers import csrf_token
+
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+
+# The chart's layout and the way numbers are written
+
+def test_chart_axis_steps_are_round():
+    assert [4 * tick_step(v) for v in (0, 3, 5, 9, 41, 199, 201, 1234)] == [4, 4, 8, 12, 60, 200, 240, 1600]
+
+
+def test_chart_bars_stack_in_proportion():
+    now = utcnow()
+    buckets = [stats.Bucket(now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23 - i)) for i in range(24)]
+    buckets[-1].counts.update(succeeded=30, failed=10)
+    chart = stacked_bars(buckets)
+    last = chart.bars[-1]
+    succeeded, failed = last.segments
+    assert (succeeded.status, failed.status) == ("succeeded", "failed")
+    assert succeeded.height == 3 * failed.height
+    assert abs(failed.y + failed.height - succeeded.y) < 1e-9  # failed sits on top of succeeded
+    assert chart.ticks[-1][0] == 40 and chart.bars[-1].label is not None
+    assert chart.total == 40 and "busiest hour" in chart.summary
+
+
+def test_numbers_are_written_for_people():
+    assert [percent(v) for v in (1, 0.9999, 0.75, 0.98765, 0)] == ["100%", "99.9%", "75%", "98.8%", "0%"]
+    assert [duration(v) for v in (3, 999, 1530, 15000)] == ["3 ms", "999 ms", "1.53 s", "15.0 s"]
+    now = utcnow()
+    assert [ago(now - timedelta(seconds=s), now) for s in (5, 90, 7300, 3 * 86400)] == [
+        "just now", "1 min ago", "2 h ago", "3 days ago"]
