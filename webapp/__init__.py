@@ -54,11 +54,14 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     from .auth.session import setup_login
     setup_login(app)
+    from . import security
+    security.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
     from .agents.views import bp as agents_bp
+    from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp
     from .dashboard.views import bp as dashboard_bp
     from .deliveries.views import bp as deliveries_bp
@@ -67,7 +70,14 @@ def register_blueprints(app: Flask) -> None:
     from .keys.views import bp as keys_bp
 
     for blueprint in (api_bp, auth_bp, dashboard_bp, agents_bp, endpoints_bp, keys_bp, event_types_bp,
-                      deliveries_bp):
+                      deliveries_bp, audit_bp):
+        app.register_blueprint(blueprint)
+    # Agent-native pages: conversation timelines, event schemas, and the agents pages' budget warnings.
+    from .budgets.views import bp as budgets_bp
+    from .conversations.views import bp as conversations_bp
+    from .schemas.views import bp as schemas_bp
+
+    for blueprint in (conversations_bp, schemas_bp, budgets_bp):
         app.register_blueprint(blueprint)
 
 

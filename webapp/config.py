@@ -30,6 +30,20 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _count(name: str) -> int:
+    raw = os.environ.get(name, "").strip() or "0"
+    if not raw.isdigit():
+        raise RuntimeError(f"{name} must be a whole number (of proxies), got {raw!r}")
+    return int(raw)
+
+
+def _whole(name: str, default: str) -> int:
+    raw = os.environ.get(name, "").strip() or default
+    if not raw.isdigit():
+        raise RuntimeError(f"{name} must be a whole number, got {raw!r}")
+    return int(raw)
+
+
 def from_environment(instance_path: str) -> dict:
     """Build the Flask config mapping from environment variables."""
     development = _flag("FLASK_DEBUG") or os.environ.get("AGENTHOOKS_ENV") == "development"
@@ -56,11 +70,31 @@ def from_environment(instance_path: str) -> dict:
         # Resends of an endpoint's failed deliveries (recover) go out at most this many a second.
         "RECOVER_RATE": float(os.environ.get("RECOVER_RATE", "10")),
         "INGEST_RATE_LIMIT": os.environ.get("INGEST_RATE_LIMIT", "50000 per minute"),
+        # The runaway-agent guard: events a minute each agent may send (0: no limit) unless the agent has its
+        # own budget. The window is a minute; tests shorten it.
+        "AGENT_EVENT_BUDGET": _whole("AGENT_EVENT_BUDGET", "600"),
+        "AGENT_EVENT_BUDGET_WINDOW": _whole("AGENT_EVENT_BUDGET_WINDOW", "60"),
         # The contract: bodies over 256 KiB are refused with 413.
         "MAX_CONTENT_LENGTH": 256 * 1024,
+        # Log-in attempts per account (the email tried) and per client IP, sign-ups per IP.
+        "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        "LOGIN_IP_RATE_LIMIT": os.environ.get("LOGIN_IP_RATE_LIMIT", "30 per minute"),
+        "SIGNUP_RATE_LIMIT": os.environ.get("SIGNUP_RATE_LIMIT", "10 per hour"),
+        # Signing secrets are encrypted with a key derived from ENCRYPTION_KEY (else SECRET_KEY); earlier
+        # values listed in ENCRYPTION_KEYS_OLD still decrypt (see crypto.py and `flask secrets reencrypt`).
+        "ENCRYPTION_KEY": os.environ.get("ENCRYPTION_KEY") or None,
+        "ENCRYPTION_KEYS_OLD": [k.strip() for k in os.environ.get("ENCRYPTION_KEYS_OLD", "").split(",") if k.strip()],
+        # How many proxies in front of the app set X-Forwarded-For/-Proto (Heroku's router: 1). Unset, those
+        # headers are ignored: anyone could send them.
+        "PROXY_FIX": _count("PROXY_FIX"),
+        # Revealing a signing secret in the dashboard asks for the password again after this many seconds.
+        "RECENT_LOGIN_SECONDS": float(os.environ.get("RECENT_LOGIN_SECONDS", "600")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE"),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE"),
         "WTF_CSRF_TIME_LIMIT": None,
         "DEVELOPMENT": development,
     }

@@ -65,6 +65,22 @@ class ApiKey(TenantMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A per-agent key sends only as this agent (and reads only its events); None = the whole tenant.
+    # No foreign key: deleting the agent must not widen the key (its events are refused from then on).
+    agent_id: Mapped[str | None] = mapped_column(String(40))
+    # The event types a per-agent key may send; empty or None = any.
+    event_types: Mapped[list | None] = mapped_column(JSON, default=list)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    agent: Mapped[Agent | None] = relationship(
+        primaryjoin="foreign(ApiKey.agent_id) == Agent.id", viewonly=True, lazy="joined")
+
+    @property
+    def is_scoped(self) -> bool:
+        return self.agent_id is not None
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or utcnow())
 
 
 class Agent(TenantMixin, db.Model):
@@ -72,6 +88,8 @@ class Agent(TenantMixin, db.Model):
     id: Mapped[str] = _id("agt")
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # Events a minute this agent may send before ingest answers 429; None = AGENT_EVENT_BUDGET.
+    event_budget_per_minute: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -83,7 +101,23 @@ class EventType(TenantMixin, db.Model):
     id: Mapped[str] = _id("etp")
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(Text, default="")
+    # A JSON Schema (draft 2020-12) that events of this type must match; None = anything goes.
+    schema: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SchemaMode(TenantMixin, db.Model):
+    """An event type (built-in or custom) whose schema only warns, while the tenant's agents catch up.
+
+    A row means "warn"; no row means the default, "reject".
+    """
+
+    __tablename__ = "schema_modes"
+    __table_args__ = (UniqueConstraint("tenant_id", "event_type"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_type: Mapped[str] = mapped_column(String(255))
+    mode: Mapped[str] = mapped_column(String(16), default="warn")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class Endpoint(TenantMixin, db.Model):
@@ -114,14 +148,29 @@ class Endpoint(TenantMixin, db.Model):
 
 class Event(TenantMixin, db.Model):
     __tablename__ = "events"
+    __table_args__ = (
+        # The timeline and GET /events filter on these, newest first or in order.
+        Index("ix_events_tenant_conversation", "tenant_id", "conversation_id", "id"),
+        Index("ix_events_tenant_run", "tenant_id", "run_id", "id"),
+    )
     id: Mapped[str] = _id("evt")
     type: Mapped[str] = mapped_column(String(255))
     agent_id: Mapped[str | None] = mapped_column(String(40), index=True)
     conversation_id: Mapped[str | None] = mapped_column(String(255))
+    run_id: Mapped[str | None] = mapped_column(String(255))
+    # Another of the tenant's events (checked at ingest); no foreign key, so retention can prune either.
+    parent_event_id: Mapped[str | None] = mapped_column(String(40))
+    # The W3C Trace Context of the ingest request, forwarded to receivers.
+    traceparent: Mapped[str | None] = mapped_column(String(55))
+    tracestate: Mapped[str | None] = mapped_column(String(512))
+    # The API key that sent the event (None for test events).
+    api_key_id: Mapped[str | None] = mapped_column(String(40))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # The exact JSON body every receiver gets, serialised once at ingest.
     body: Mapped[str] = mapped_column(Text)
+
+    api_key: Mapped[ApiKey | None] = relationship(primaryjoin="foreign(Event.api_key_id) == ApiKey.id", viewonly=True)
 
     @property
     def payload(self) -> dict:

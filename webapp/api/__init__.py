@@ -15,6 +15,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # API clients authenticate with a bearer key, not a session cookie
 
 PUBLIC_ENDPOINTS = {"api.openapi"}
+# All a per-agent key may do: send (or check) its agent's events, read them back, and read the event types.
+AGENT_KEY_ENDPOINTS = {"api.ingest", "api.validate_event", "api.get_event", "api.list_events", "api.event_types"}
 
 
 def bearer_token() -> str | None:
@@ -42,7 +44,12 @@ def _authenticate():
         raise APIError(401, "Send your API key as 'Authorization: Bearer ahk_…'.")
     key = authenticate_key(token)
     if key is None:
-        raise APIError(401, "The API key is unknown or has been revoked.")
+        raise APIError(401, "The API key is unknown, revoked or expired.")
+    if key.agent_id is not None and request.endpoint not in AGENT_KEY_ENDPOINTS:
+        # 401, not 403: the contract has no 403. The code and header say it is the key's scope (RFC 6750).
+        raise APIError(401, f"This key belongs to agent {key.agent_id}: it may only send and read that agent's "
+                            "events and read the event types. Use a tenant key for everything else.",
+                       "insufficient_scope", headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
     g.api_key = key
     g.api_tenant_token = set_tenant(key.tenant_id)
 

@@ -43,7 +43,9 @@ def delete_endpoint(endpoint_id):
 
 @bp.get("/endpoints/<endpoint_id>/secret")
 def get_secret(endpoint_id):
-    return {"secret": endpoints.current_secret(endpoints.get_endpoint(endpoint_id))}
+    _, secret = endpoints.reveal_secret(endpoint_id)
+    db.session.commit()  # the audit event of the reveal
+    return {"secret": secret}
 
 
 @bp.post("/endpoints/<endpoint_id>/secret/rotate")

@@ -79,29 +79,64 @@ def _schemas() -> dict:
                  "The agents whose events the endpoint gets; empty means all."}
     enabled = {"type": "boolean", "description": "Whether events are delivered to the endpoint."}
     status = _string("Where the delivery stands.", enum=DELIVERY_STATUSES)
+    budget = {"type": "integer", "minimum": 1, "maximum": 1_000_000,
+              "description": "Events a minute the agent may send before ingest answers 429 "
+                             "(`agent_budget_exceeded`); null for the server's default (`AGENT_EVENT_BUDGET`)."}
+    run_id = _string("The agent run the event belongs to (printable ASCII; forwarded to receivers in the "
+                     "`agenthooks-run-id` header and the body's `run_id`).", maxLength=255)
+    parent_event_id = _string("Another of your events that led to this one (forwarded in the "
+                              "`agenthooks-parent-event-id` header and the body's `parent_event_id`).", maxLength=255)
     return {
         "Error": _object({
             "error": _object({
                 "code": _string("A stable snake_case code, e.g. `validation_failed`.", pattern="^[a-z][a-z0-9_]*$"),
                 "message": _string("A human sentence; for a 422 it names the field."),
-            }),
+                "details": {"type": "array", "items": _ref("SchemaViolation"),
+                            "description": "When an event fails its type's schema: every violation."},
+            }, required=["code", "message"]),
         }, description="Every API error."),
+        "SchemaViolation": _object({
+            "path": _string("Where, as a JSON path into the event, e.g. `$.data.text`.", examples=["$.data.text"]),
+            "message": _string("What is wrong there.", examples=["5 is not of type 'string'"]),
+        }, description="One way an event fails its type's JSON Schema."),
         # Agents
         "Agent": _object({
             "id": _id("agt", "agent"),
             "name": _string("The agent's name."),
             "description": _string("What the agent does (may be empty)."),
+            "event_budget_per_minute": _nullable(budget),
             "created_at": _timestamp("When the agent was registered."),
         }, description="An AI agent the tenant registered."),
         "AgentList": _list_of("Agent", "A page of agents, newest first."),
         "AgentCreate": _object({
             "name": agent_name,
             "description": _nullable(agent_description),
+            "event_budget_per_minute": _nullable(budget),
         }, required=["name"], description="A new agent."),
         "AgentUpdate": _object({
             "name": agent_name,
             "description": _nullable(agent_description),
+            "event_budget_per_minute": _nullable(budget),
         }, required=[], description="The agent fields to change; the others stay as they are."),
+        "AgentKeyCreate": _object({
+            "name": _nullable(_string("A name for the key; default: the agent's name and \"key\".", maxLength=200)),
+            "event_types": _nullable({"type": "array", "items": _string(pattern=EVENT_TYPE_PATTERN),
+                                      "description": "The only event types the key may send; empty or null: any."}),
+            "expires_at": _nullable(_timestamp("When the key stops working (401 from then on); null: never.")),
+        }, required=[], description="A new per-agent API key."),
+        "AgentKey": _object({
+            "id": _string("The key's id.", pattern="^key_[0-9a-z]+$"),
+            "name": _string("The key's name."),
+            "prefix": _string("The key's first characters, shown in the dashboard."),
+            "agent_id": _id("agt", "agent"),
+            "event_types": {"type": "array", "items": _string(),
+                            "description": "The only event types the key may send; empty: any."},
+            "expires_at": _nullable(_timestamp("When the key stops working; null: never.")),
+            "created_at": _timestamp("When the key was created."),
+            "key": _string("The key itself, `ahk_…`: shown this once, stored only as a hash.", pattern="^ahk_"),
+        }, description="A per-agent API key. It may send events only as its agent (and only of its "
+                       "`event_types`, when set), read back that agent's events and read the event types; "
+                       "every other route answers it 401 `insufficient_scope`."),
         # Endpoints
         "Endpoint": _object({
             "id": _id("ep", "endpoint"),
@@ -156,36 +191,61 @@ def _schemas() -> dict:
             "user": _nullable({"type": "object", "description": "The end user concerned, e.g. id, email, name."}),
             "data": _nullable({"type": "object", "description": "Anything else about the event."}),
             "occurred_at": _nullable(_timestamp("When it happened (RFC 3339); default: the time of receipt.")),
-        }, required=["type", "agent_id"], description="An event sent by an agent."),
+            "run_id": _nullable(run_id),
+            "parent_event_id": _nullable(parent_event_id),
+        }, required=["type", "agent_id"], description="An event sent by an agent. Besides the contract's checks, "
+           "it must match its type's JSON Schema (see `GET /event-types`); a 422 then lists every violation."),
         "EventAccepted": _object({
             "id": _id("evt", "event"),
             "type": _string("The event type."),
             "deliveries": {"type": "integer", "minimum": 0,
                            "description": "How many deliveries were created for the event."},
-        }, description="An event stored and queued for delivery."),
+            "warnings": {"type": "array", "items": _ref("SchemaViolation"),
+                         "description": "Only when the event fails its type's schema and the type is in "
+                                        "`warn` mode: what is wrong (the event was accepted anyway)."},
+        }, required=["id", "type", "deliveries"], description="An event stored and queued for delivery."),
+        "EventValid": _object({
+            "valid": {"type": "boolean", "const": True, "description": "Ingest would accept the event."},
+            "warnings": {"type": "array", "items": _ref("SchemaViolation"),
+                         "description": "As ingest would answer them (a type in `warn` mode)."},
+        }, required=["valid"], description="The event passes every check ingest makes."),
         "EventDelivery": _object({
             "id": _id("dlv", "delivery"),
             "endpoint_id": _id("ep", "endpoint"),
             "status": status,
             "attempt_count": {"type": "integer", "minimum": 0},
         }, description="One of an event's deliveries, in brief."),
-        "Event": _object({
+        "EventSummary": _object({
             "id": _id("evt", "event"),
             "type": _string("The event type."),
             "agent_id": _nullable(_string("The agent that sent the event; null for test events.")),
             "conversation_id": _nullable(_string("The conversation the event belongs to.")),
+            "run_id": _nullable(_string("The agent run the event belongs to.")),
+            "parent_event_id": _nullable(_string("The event that led to this one.")),
+            "traceparent": _nullable(_string("The W3C `traceparent` header of the ingest request, if it had "
+                                             "a valid one; forwarded to receivers.")),
+            "api_key_id": _nullable(_string("The id of the API key that sent the event; null for test events.")),
             "user": _nullable({"type": "object", "description": "The end user concerned."}),
             "data": {"type": "object", "description": "Anything else about the event."},
             "occurred_at": _timestamp("When it happened."),
             "received_at": _timestamp("When the API received it."),
-            "deliveries": {"type": "array", "items": _ref("EventDelivery")},
-        }, description="An event, with its deliveries."),
+        }, description="An event."),
+        "EventSummaryList": _list_of("EventSummary", "A page of events, newest first."),
+        "Event": {
+            "allOf": [_ref("EventSummary"), _object({"deliveries": {"type": "array", "items": _ref("EventDelivery")}})],
+            "description": "An event, with its deliveries.",
+        },
         "EventType": _object({
             "name": _string("The dotted event type name.", pattern=EVENT_TYPE_PATTERN),
             "description": _string("What the event means."),
             "built_in": {"type": "boolean", "description": "true for the catalogue, false for a custom type."},
             "example": _nullable({"type": "object", "description":
                                   "Example optional fields (conversation_id, user, data); null for custom types."}),
+            "schema": _nullable({"type": "object", "description":
+                                 "The JSON Schema (draft 2020-12) events of this type must match, applied to the "
+                                 "ingest body; null for a custom type without one."}),
+            "schema_mode": _string("`reject`: an event that fails the schema gets 422 (the default); `warn`: it "
+                                   "is accepted and the answer carries `warnings`.", enum=["reject", "warn"]),
         }, description="An event type the tenant can use."),
         "EventTypeList": _list_of("EventType", "Every event type, built-in first (one page: next_cursor is null)."),
         # Deliveries
@@ -223,12 +283,14 @@ def _schemas() -> dict:
 # status -> (component name, description, headers)
 _ERRORS = {
     400: ("BadRequest", "The body is not valid JSON, or not a JSON object.", ()),
-    401: ("Unauthorized", "The API key is missing, unknown or revoked.", ()),
+    401: ("Unauthorized", ("The API key is missing, unknown, revoked or expired, or is a per-agent key and this "
+                           "route is outside its scope (code `insufficient_scope`)."), ()),
     404: ("NotFound", "No such id for this tenant.", ()),
     413: ("PayloadTooLarge", "The body is larger than 256 KiB.", ()),
     415: ("UnsupportedMediaType", "The body is not sent as `application/json`.", ()),
     422: ("ValidationFailed", "A field or parameter fails validation; the message names it.", ()),
-    429: ("RateLimited", "Too many requests; retry after `Retry-After` seconds.", ("Retry-After",)),
+    429: ("RateLimited", ("Too many requests (`rate_limited`), or the agent is over its event budget "
+                          "(`agent_budget_exceeded`); retry after `Retry-After` seconds."), ("Retry-After",)),
     500: ("InternalError", "Something went wrong on our side (it is logged; no details are shown).", ()),
     503: ("ServiceUnavailable", "The service is briefly unavailable; retry after `Retry-After` seconds.",
           ("Retry-After",)),
@@ -299,6 +361,17 @@ _PARAMETERS = {
     "cursor": _query("cursor", "The `next_cursor` of the previous page; omit for the first page."),
     "limit": _query("limit", "How many items per page.",
                     {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}),
+    "traceparent": {
+        "name": "traceparent", "in": "header", "required": False,
+        "description": "W3C Trace Context: stored with the event and forwarded to receivers unchanged (with "
+                       "`tracestate`). A malformed one is ignored, as the specification says.",
+        "schema": {"type": "string", "examples": ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]},
+    },
+    "tracestate": {
+        "name": "tracestate", "in": "header", "required": False,
+        "description": "W3C Trace Context vendor data, forwarded with a valid `traceparent` (at most 512 characters).",
+        "schema": {"type": "string", "maxLength": 512},
+    },
     "IdempotencyKey": {
         "name": "Idempotency-Key", "in": "header", "required": False,
         "description": "Makes a retry within 24 h return the first event's answer (status 200) "
@@ -338,7 +411,26 @@ def _paths() -> dict:
                 {"202": _json("The event is stored and its deliveries queued.", accepted, _RATE_LIMIT_HEADERS),
                  "200": _json("A repeat of an earlier request with the same Idempotency-Key: its answer, "
                               "and nothing new created.", accepted, _RATE_LIMIT_HEADERS)},
-                errors=(429,), body="EventCreate", parameters=[{"$ref": "#/components/parameters/IdempotencyKey"}]),
+                errors=(429,), body="EventCreate", parameters=[{"$ref": "#/components/parameters/IdempotencyKey"},
+                                                               {"$ref": "#/components/parameters/traceparent"},
+                                                               {"$ref": "#/components/parameters/tracestate"}]),
+            "get": _operation(
+                "list_events", "Events", "List events, newest first, optionally of one conversation, run, agent "
+                "or type (a per-agent key sees only its agent's).",
+                {"200": _json("A page of events.", "EventSummaryList")}, errors=(422,), parameters=[
+                    _query("conversation_id", "Only events of this conversation."),
+                    _query("run_id", "Only events of this run."),
+                    _query("agent_id", "Only events from this agent."),
+                    _query("type", "Only events of this type."),
+                    *_PAGINATION,
+                ]),
+        },
+        "/events/validate": {
+            "post": _operation(
+                "validate_event", "Events", "Check an event as ingest would (the contract, the key's scope and "
+                "the type's schema), without storing or delivering it.",
+                {"200": _json("Ingest would accept the event.", "EventValid", _RATE_LIMIT_HEADERS)},
+                errors=(429,), body="EventCreate"),
         },
         "/events/{event_id}": {
             "parameters": [event_id],
@@ -360,6 +452,14 @@ def _paths() -> dict:
                                 {"200": _json("The changed agent.", "Agent")}, errors=(404,), body="AgentUpdate"),
             "delete": _operation("delete_agent", "Agents", "Delete an agent.",
                                  {"204": _no_content("The agent is deleted.")}, errors=(404,)),
+        },
+        "/agents/{agent_id}/keys": {
+            "parameters": [agent_id],
+            "post": _operation("create_agent_key", "Agents",
+                               "Create a per-agent API key: it may only send as this agent (optionally only some "
+                               "event types, until a date) and read that agent's events.",
+                               {"201": _json("The new key, with its plaintext shown this once.", "AgentKey")},
+                               errors=(404,), body="AgentKeyCreate"),
         },
         "/endpoints": {
             "get": _operation("list_endpoints", "Endpoints", "List your endpoints, newest first.",

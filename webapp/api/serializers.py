@@ -3,13 +3,22 @@ from __future__ import annotations
 
 import json
 
-from ..models import Agent, Attempt, Delivery, Endpoint, Event
+from ..models import Agent, ApiKey, Attempt, Delivery, Endpoint, Event
 from ..services.events import isoformat
 
 
 def agent_json(agent: Agent) -> dict:
     return {"id": agent.id, "name": agent.name, "description": agent.description,
-            "created_at": isoformat(agent.created_at)}
+            "event_budget_per_minute": agent.event_budget_per_minute, "created_at": isoformat(agent.created_at)}
+
+
+def api_key_json(key: ApiKey, plaintext: str | None = None) -> dict:
+    data = {"id": key.id, "name": key.name, "prefix": key.prefix, "agent_id": key.agent_id,
+            "event_types": list(key.event_types or []), "expires_at": isoformat(key.expires_at),
+            "created_at": isoformat(key.created_at)}
+    if plaintext is not None:
+        data["key"] = plaintext
+    return data
 
 
 def endpoint_json(endpoint: Endpoint) -> dict:
@@ -38,8 +47,17 @@ def delivery_json(delivery: Delivery, detail: bool = False) -> dict:
 
 def event_json(event: Event, deliveries: list[Delivery]) -> dict:
     body = json.loads(event.body)
+    data = event_summary_json(event, body)
+    data["deliveries"] = [{"id": d.id, "endpoint_id": d.endpoint_id, "status": d.status,
+                           "attempt_count": d.attempt_count} for d in deliveries]
+    return data
+
+
+def event_summary_json(event: Event, body: dict | None = None) -> dict:
+    """An event without its deliveries, as GET /events lists them."""
+    body = json.loads(event.body) if body is None else body
     return {"id": event.id, "type": event.type, "agent_id": event.agent_id,
-            "conversation_id": event.conversation_id, "user": body.get("user"), "data": body.get("data"),
-            "occurred_at": isoformat(event.occurred_at), "received_at": isoformat(event.received_at),
-            "deliveries": [{"id": d.id, "endpoint_id": d.endpoint_id, "status": d.status,
-                            "attempt_count": d.attempt_count} for d in deliveries]}
+            "conversation_id": event.conversation_id, "run_id": event.run_id,
+            "parent_event_id": event.parent_event_id, "traceparent": event.traceparent,
+            "api_key_id": event.api_key_id, "user": body.get("user"), "data": body.get("data"),
+            "occurred_at": isoformat(event.occurred_at), "received_at": isoformat(event.received_at)}

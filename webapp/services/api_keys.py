@@ -1,28 +1,62 @@
-"""API keys: shown once, stored as a hash, revocable."""
+"""API keys: shown once, stored as a hash, revocable; optionally per agent, for some types, until a date."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from ..crypto import hash_api_key, new_api_key
+from ..catalogue import INGESTIBLE
+from ..crypto import api_key_matches, hash_api_key, new_api_key
 from ..extensions import db
-from ..models import ApiKey, utcnow
+from ..models import Agent, ApiKey, utcnow
 from ..tenancy import all_tenants
-from .common import get_owned, text_field
+from . import audit
+from .common import ValidationError, get_owned, text_field
+from .event_types import custom_types
 
 # last_used_at is a hint for the dashboard; writing it on every request would cost a write per event.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def create_key(name: str) -> tuple[ApiKey, str]:
-    """Create a key for the current tenant; return it with its plaintext, which is never stored."""
+def create_key(name: str, *, agent_id: str | None = None, event_types: list | None = None,
+               expires_at: datetime | None = None) -> tuple[ApiKey, str]:
+    """Create a key for the current tenant; return it with its plaintext, which is never stored.
+
+    Args:
+        agent_id: make a per-agent key: it may only send as this agent, and read only its events.
+        event_types: the only types the key may send (empty: any).
+        expires_at: from then on the key gets 401.
+
+    Raises:
+        ValidationError: naming the field (an unknown agent or type, an expiry in the past).
+    """
     name = text_field({"name": name}, "name", max_length=200) or "API key"
+    scope = _scope(agent_id, event_types, expires_at)
     plaintext = new_api_key()
-    key = ApiKey(name=name, prefix=plaintext[:12], key_hash=hash_api_key(plaintext))
+    key = ApiKey(name=name, prefix=plaintext[:12], key_hash=hash_api_key(plaintext), **scope)
     db.session.add(key)
     db.session.flush()
+    audit.record("api_key.created", "api_key", key.id, name=key.name, prefix=key.prefix)
     return key, plaintext
+
+
+def _scope(agent_id: str | None, event_types: list | None, expires_at: datetime | None) -> dict:
+    if agent_id is not None and (not isinstance(agent_id, str) or db.session.scalars(
+            select(Agent.id).where(Agent.id == agent_id)).first() is None):
+        raise ValidationError("agent_id", f"{agent_id!r} is not one of your agents")
+    event_types = event_types or []
+    if not isinstance(event_types, list) or not all(isinstance(t, str) for t in event_types):
+        raise ValidationError("event_types", "must be a list of event type names")
+    known = set(INGESTIBLE) | {t.name for t in custom_types()}
+    unknown = [t for t in event_types if t not in known]
+    if unknown:
+        raise ValidationError("event_types", f"{unknown[0]!r} is neither a built-in event type nor one of your "
+                                             "custom types")
+    if event_types and agent_id is None:
+        raise ValidationError("event_types", "can only limit a per-agent key: choose its agent too")
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValidationError("expires_at", "must be in the future")
+    return {"agent_id": agent_id, "event_types": sorted(set(event_types)), "expires_at": expires_at}
 
 
 def list_keys() -> list[ApiKey]:
@@ -33,6 +67,7 @@ def revoke_key(key_id: str) -> ApiKey:
     key = get_owned(ApiKey, key_id)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        audit.record("api_key.revoked", "api_key", key.id, name=key.name, prefix=key.prefix)
     return key
 
 
@@ -42,7 +77,10 @@ def authenticate_key(plaintext: str) -> ApiKey | None:
         return None
     with all_tenants():  # the key is what tells us the tenant
         key = db.session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_api_key(plaintext))).one_or_none()
-        if key is None or key.revoked_at is not None:
+        # The lookup is an index equality; the compare is a second, constant-time check of the same fact.
+        if key is None or key.revoked_at is not None or not api_key_matches(key.key_hash, plaintext):
+            return None
+        if key.expired():
             return None
         now = utcnow()
         if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:

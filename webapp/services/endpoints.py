@@ -11,6 +11,7 @@ from ..catalogue import BUILT_IN, TEST_EVENT_TYPE
 from ..crypto import decrypt, encrypt, new_signing_secret
 from ..extensions import db
 from ..models import FAILED, PENDING, RETRYING, Agent, Delivery, Endpoint, utcnow
+from . import audit
 from .common import ValidationError, get_owned, page, text_field
 from .event_types import custom_types
 
@@ -77,6 +78,7 @@ def create_endpoint(data: dict) -> Endpoint:
         endpoint.enabled = True
     db.session.add(endpoint)
     db.session.flush()
+    audit.record("endpoint.created", "endpoint", endpoint.id, url=endpoint.url)
     return endpoint
 
 
@@ -84,13 +86,20 @@ def update_endpoint(endpoint_id: str, data: dict) -> Endpoint:
     endpoint = get_owned(Endpoint, endpoint_id)
     values = _fields(data, partial=True)
     enabled = values.pop("enabled", None)
+    changed = [name for name, value in values.items() if getattr(endpoint, name) != value]
+    details = {"from_url": endpoint.url, "url": values["url"]} if "url" in changed else {"url": endpoint.url}
     for name, value in values.items():
         setattr(endpoint, name, value)
     if enabled is True and not endpoint.enabled:
         enable(endpoint)
+        changed.append("enabled")
     elif enabled is False and endpoint.enabled:
         disable(endpoint, "Disabled by a user.")
+        changed.append("enabled")
     db.session.flush()
+    if changed:
+        audit.record("endpoint.updated", "endpoint", endpoint.id, changed=changed, enabled=endpoint.enabled,
+                     **details)
     return endpoint
 
 
@@ -131,7 +140,9 @@ def forget_subscription(field: str, value: str, what: str) -> None:
 
 
 def delete_endpoint(endpoint_id: str) -> None:
-    db.session.delete(get_owned(Endpoint, endpoint_id))
+    endpoint = get_owned(Endpoint, endpoint_id)
+    audit.record("endpoint.deleted", "endpoint", endpoint.id, url=endpoint.url)
+    db.session.delete(endpoint)
     db.session.flush()
 
 
@@ -151,6 +162,15 @@ def current_secret(endpoint: Endpoint) -> str:
     return decrypt(endpoint.secret_encrypted)
 
 
+def reveal_secret(endpoint_id: str) -> tuple[Endpoint, str]:
+    """The endpoint and its current secret, for a person or client who asked to see it (audited;
+    the caller commits)."""
+    endpoint = get_owned(Endpoint, endpoint_id)
+    secret = current_secret(endpoint)
+    audit.record("endpoint.secret_revealed", "endpoint", endpoint.id, url=endpoint.url)
+    return endpoint, secret
+
+
 def signing_secrets(endpoint: Endpoint) -> list[str]:
     """The secrets that sign a delivery now: the current one and, for 24 h after a rotation, the old one."""
     secrets = [current_secret(endpoint)]
@@ -168,4 +188,5 @@ def rotate_secret(endpoint_id: str) -> str:
     secret = new_signing_secret()
     endpoint.secret_encrypted = encrypt(secret)
     db.session.flush()
+    audit.record("endpoint.secret_rotated", "endpoint", endpoint.id, url=endpoint.url)
     return secret

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..catalogue import BUILT_IN, CUSTOM_TYPE_PATTERN
+from ..catalogue import BUILT_IN, CUSTOM_TYPE_PATTERN, SCHEMAS
 from ..extensions import db
 from ..models import EventType
+from . import schemas
 from .common import ValidationError, get_owned, text_field
 
 
@@ -14,10 +15,13 @@ def custom_types() -> list[EventType]:
 
 
 def all_types() -> list[dict]:
-    """Every type this tenant can use, built-in first."""
-    types = [{"name": name, "description": description, "built_in": True, "example": example}
+    """Every type this tenant can use, built-in first, each with its schema and whether it rejects or warns."""
+    modes = schemas.modes()
+    types = [{"name": name, "description": description, "built_in": True, "example": example,
+              "schema": SCHEMAS[name], "schema_mode": modes.get(name, schemas.REJECT)}
              for name, (description, example) in BUILT_IN.items()]
-    types += [{"name": t.name, "description": t.description, "built_in": False, "example": None}
+    types += [{"name": t.name, "description": t.description, "built_in": False, "example": None,
+               "schema": t.schema, "schema_mode": modes.get(t.name, schemas.REJECT)}
               for t in custom_types()]
     return types
 
@@ -35,8 +39,22 @@ def create_custom_type(data: dict) -> EventType:
         raise ValidationError("name", "is a built-in event type")
     if is_custom_type(name):
         raise ValidationError("name", "already exists")
-    event_type = EventType(name=name, description=text_field(data, "description", max_length=2000, default=""))
+    event_type = EventType(name=name, description=text_field(data, "description", max_length=2000, default=""),
+                           schema=schemas.parse_schema(data.get("schema")))
     db.session.add(event_type)
+    db.session.flush()
+    return event_type
+
+
+def set_custom_schema(type_id: str, schema) -> EventType:
+    """Give a custom type a new schema (a JSON object or its text; blank or None removes it).
+
+    Raises:
+        NotFound: no such custom type of this tenant.
+        ValidationError: the schema is not a usable JSON Schema (see ``schemas.parse_schema``).
+    """
+    event_type = get_owned(EventType, type_id)
+    event_type.schema = schemas.parse_schema(schema)
     db.session.flush()
     return event_type
 
@@ -47,5 +65,6 @@ def delete_custom_type(type_id: str) -> None:
 
     event_type = get_owned(EventType, type_id)
     forget_subscription("event_types", event_type.name, f"the event type {event_type.name!r}")
+    schemas.forget_mode(event_type.name)
     db.session.delete(event_type)
     db.session.flush()
