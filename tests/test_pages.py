@@ -460,14 +460,18 @@ def test_another_tenant_gets_404_on_every_page_and_action(app, client, signup):
     ids["key_id"] = KEY_ID.search(text(owner.get("/keys"))).group()
     post(owner, "/event-types", {"name": "order.shipped"})
     ids["type_id"] = TYPE_ID.search(text(owner.get("/event-types"))).group()
+    post(owner, "/team/invitations", {"email": "bob@example.com", "role": "admin"})
+    team_page = text(owner.get("/team"))
+    ids["invitation_id"] = re.search(r"inv_[0-9a-z]{26}", team_page).group()
+    ids["user_id"] = re.search(r"usr_[0-9a-z]{26}", team_page).group()
 
     intruder = app.test_client()
     signup(intruder, org="Intruder", email="eve@example.com")
     intruder_token = token(intruder)
     checked = 0
     for rule, methods in dashboard_rules(app):
-        if not rule.arguments:
-            continue
+        if not rule.arguments or rule.endpoint.startswith("auth."):
+            continue  # auth.* take no tenant's id: an invitation link is a bearer token (tests/test_teams.py)
         path = rule.rule
         for name in rule.arguments:  # a KeyError here means a new kind of id: add it above
             path = path.replace(f"<{name}>", ids[name])
@@ -484,8 +488,9 @@ def test_another_tenant_gets_404_on_every_page_and_action(app, client, signup):
     assert "order.shipped" in text(owner.get("/event-types"))
     assert owner.get(f"/endpoints/{ids['endpoint_id']}").status_code == 200
     assert owner.get(f"/deliveries/{ids['delivery_id']}").status_code == 200
+    assert ids["invitation_id"] in text(owner.get("/team")) and "owner" in text(owner.get("/team"))
     # And the intruder's own pages show none of it.
-    for path in ("/", "/agents", "/endpoints", "/deliveries", "/keys", "/event-types"):
+    for path in ("/", "/agents", "/endpoints", "/deliveries", "/keys", "/event-types", "/team"):
         body = text(intruder.get(path))
         assert not any(value in body for value in ids.values()) and HOOK_URL not in body, path
 

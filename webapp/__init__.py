@@ -54,8 +54,9 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     from .auth.session import setup_login
     setup_login(app)
-    from . import security
+    from . import roles, security
     security.init_app(app)
+    roles.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -76,8 +77,9 @@ def register_blueprints(app: Flask) -> None:
     from .budgets.views import bp as budgets_bp
     from .conversations.views import bp as conversations_bp
     from .schemas.views import bp as schemas_bp
+    from .team.views import bp as team_bp
 
-    for blueprint in (conversations_bp, schemas_bp, budgets_bp):
+    for blueprint in (conversations_bp, schemas_bp, budgets_bp, team_bp):
         app.register_blueprint(blueprint)
 
 

@@ -89,6 +89,11 @@ def from_environment(instance_path: str) -> dict:
         "PROXY_FIX": _count("PROXY_FIX"),
         # Revealing a signing secret in the dashboard asks for the password again after this many seconds.
         "RECENT_LOGIN_SECONDS": float(os.environ.get("RECENT_LOGIN_SECONDS", "600")),
+        # Invitation emails: smtp://user:password@host:587 (STARTTLS when offered) or smtps://…:465. Unset, the
+        # invitation link is written to the log (and shown to the owner who sent it).
+        "SMTP_URL": os.environ.get("SMTP_URL") or None,
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "AgentHooks <no-reply@agenthooks.invalid>"),
+        "INVITATION_DAYS": _whole("INVITATION_DAYS", "7"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE"),

@@ -51,9 +51,32 @@ class User(TenantMixin, UserMixin, db.Model):
     id: Mapped[str] = _id("usr")
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    # owner, admin or viewer (webapp/roles.py says what each may do). The first user of a tenant is its owner.
+    role: Mapped[str] = mapped_column(String(16), default="owner", server_default="owner")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     tenant: Mapped[Tenant] = relationship(lazy="joined")
+
+
+class Invitation(TenantMixin, db.Model):
+    """A teammate invited by email: the link carries a token of which only the hash is kept."""
+
+    __tablename__ = "invitations"
+    id: Mapped[str] = _id("inv")
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_label: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined")
+
+    @property
+    def pending(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > utcnow()
 
 
 class ApiKey(TenantMixin, db.Model):

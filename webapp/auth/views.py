@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db, limiter
 from ..models import User
-from ..services import audit, tenants
+from ..services import audit, team, tenants
+from ..team.forms import AcceptForm
 from ..services.common import ValidationError
 from ..tenancy import tenant_scope
 from .forms import ConfirmForm, LoginForm, SignupForm
@@ -117,6 +118,34 @@ def confirm():
             return redirect(_next_url())
         form.password.errors = ["Password is not correct"]
     return render_template("auth/confirm.html", form=form), form.status
+
+
+@bp.route("/invitations/<token>", methods=["GET", "POST"])
+@limiter.limit(_signup_limit, key_func=_ip_key, methods=["POST"], error_message=TOO_MANY)
+def accept_invitation(token):
+    """Join a team from an invitation link: choose a password, and be logged in with the invited role."""
+    try:
+        invitation = team.find_invitation(token)
+    except team.InvitationUnusable as exc:
+        return render_template("error.html", status=410, message=str(exc)), 410
+    form = AcceptForm()
+    if not current_user.is_authenticated and form.validate_on_submit():
+        try:
+            user = team.accept(token, form.password.data)
+            db.session.commit()
+        except ValidationError as exc:
+            db.session.rollback()
+            form.add_error(exc)
+        except IntegrityError:  # the same email signed up a moment ago
+            db.session.rollback()
+            form.add_error(ValidationError("email", f"{invitation.email} already has an AgentHooks account"))
+        else:
+            _start_session(user)
+            flash(f"Welcome to {invitation.tenant.name}. You are {user.role} here.", "success")
+            return redirect(url_for("dashboard.overview"))
+    response = render_template("auth/accept.html", invitation=invitation, form=form)
+    # The token is in the URL: keep it out of caches and of the Referer of links on the page.
+    return response, form.status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 @bp.post("/logout")

@@ -5,6 +5,7 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_login import login_required
 
 from ..auth.session import recent_login_required
+from ..roles import requires
 from ..extensions import db
 from ..models import Endpoint, utcnow
 from ..services import agents, deliveries, endpoints, events, stats
@@ -65,6 +66,7 @@ def detail(endpoint_id):
 
 
 @bp.get("/endpoints/<endpoint_id>/secret")
+@requires("admin")  # a secret, or the step before a new one
 @login_required
 @recent_login_required
 def secret(endpoint_id):
@@ -95,6 +97,7 @@ def edit(endpoint_id):
 
 
 @bp.get("/endpoints/<endpoint_id>/rotate")
+@requires("admin")  # a secret, or the step before a new one
 @login_required
 @recent_login_required
 def confirm_rotate(endpoint_id):

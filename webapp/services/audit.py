@@ -27,6 +27,11 @@ ACTIONS = {
     "agent.updated": "changed agent",
     "agent.deleted": "deleted agent",
     "user.logged_in": "logged in",
+    "member.invited": "invited",
+    "member.joined": "joined the team as",
+    "member.role_changed": "changed the role of",
+    "member.removed": "removed from the team",
+    "invitation.revoked": "revoked the invitation of",
 }
 
 
