@@ -181,3 +181,51 @@ def test_one_tenants_flood_does_not_delay_another_tenant(make_tenant, receiver, 
     order = [r.path.rsplit("?", 1)[1] for r in receiver.requests]
     # The other tenant's five arrive among the first few dozen, not after the flood's 150.
     assert max(i for i, path in enumerate(order) if path == "other") < 30, order.index("other")
+
+
+def test_recover_from_the_dashboard_resends_only_the_failed_deliveries_of_the_period(app, tenant, receiver, worker):
+    """The endpoint page's Recover form does what the API's recover does: the receiver gets each failed
+    delivery of the chosen period again, with the same webhook-id; older ones and successes stay as they are."""
+    from sqlalchemy import update
+
+    from webapp.extensions import db
+    from webapp.models import Delivery
+
+    from .helpers import csrf_token
+
+    agent = make_agent(tenant.api)
+    endpoint = make_endpoint(tenant.api, receiver.url)
+    events = [send(tenant.api, agent["id"])["id"] for _ in range(3)]
+    receiver.wait_for(3)
+    ids = [wait_for_status(tenant.api, delivery_of(tenant.api, e)["id"], "succeeded")["id"] for e in events]
+    # The first two ended failed (their retries exhausted) while the receiver was down; the first, two hours ago.
+    with tenant.scope():
+        db.session.execute(update(Delivery).where(Delivery.id.in_(ids[:2])).values(status="failed"))
+        db.session.execute(update(Delivery).where(Delivery.id == ids[0])
+                           .values(created_at=utcnow() - timedelta(hours=2)))
+        db.session.commit()
+
+    page = app.test_client()
+    token = csrf_token(page.get("/login").get_data(as_text=True))
+    page.post("/login", data={"email": "owner1@example.com", "password": "correct horse battery", "csrf_token": token})
+    detail = page.get(f"/endpoints/{endpoint['id']}").get_data(as_text=True)
+    assert "Resend failed deliveries" in detail and "at most 10.0 a second" in detail
+    response = page.post(f"/endpoints/{endpoint['id']}/recover",
+                         data={"hours": "1", "csrf_token": csrf_token(detail)}, follow_redirects=True)
+    assert "Resending 1 failed delivery from the last hour, at most 10 a second." in response.get_data(as_text=True)
+
+    wait_for_status(tenant.api, ids[1], "succeeded")
+    receiver.wait_for(4)
+    assert [r.headers["webhook-id"] for r in receiver.requests].count(events[1]) == 2
+    attempts = tenant.api.get(f"/api/v1/deliveries/{ids[1]}").json["attempts"]
+    assert [a["trigger"] for a in attempts] == ["scheduled", "manual"]
+    assert tenant.api.get(f"/api/v1/deliveries/{ids[0]}").json["status"] == "failed"  # outside the period
+    assert len(receiver.requests) == 4
+
+    # Nothing failed in the period any more: it says so.
+    response = page.post(f"/endpoints/{endpoint['id']}/recover",
+                         data={"hours": "1", "csrf_token": csrf_token(detail)}, follow_redirects=True)
+    assert "No failed deliveries from the last hour to resend." in response.get_data(as_text=True)
+    response = page.post(f"/endpoints/{endpoint['id']}/recover",
+                         data={"hours": "5", "csrf_token": csrf_token(detail)}, follow_redirects=True)
+    assert "Choose how far back to look for failed deliveries." in response.get_data(as_text=True)

@@ -1,5 +1,5 @@
 """The endpoint form: where to POST, and which event types and agents it subscribes to."""
-from wtforms import BooleanField, SelectMultipleField, SubmitField, TextAreaField, URLField
+from wtforms import BooleanField, SelectField, SelectMultipleField, SubmitField, TextAreaField, URLField
 from wtforms.validators import InputRequired
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -37,3 +37,17 @@ class EndpointForm(ServiceForm):
         return {"url": self.url.data or "", "description": self.description.data or "",
                 "event_types": list(self.event_types.data or []), "agent_ids": list(self.agent_ids.data or []),
                 "enabled": bool(self.enabled.data)}
+
+
+# How far back "Recover" looks for failed deliveries, in hours.
+RECOVER_PERIODS = [("1", "the last hour"), ("6", "the last 6 hours"), ("24", "the last 24 hours"),
+                   ("72", "the last 3 days"), ("168", "the last 7 days"), ("720", "the last 30 days")]
+
+
+class RecoverForm(ServiceForm):
+    hours = SelectField("Failed since", default="24")
+    submit = SubmitField("Resend failed deliveries")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hours.choices = RECOVER_PERIODS

@@ -1,7 +1,9 @@
 """Dashboard pages: endpoints, their signing secrets and test events."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from datetime import timedelta
+
+from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import login_required
 
 from ..auth.session import recent_login_required
@@ -10,7 +12,7 @@ from ..extensions import db
 from ..models import Endpoint, utcnow
 from ..services import agents, deliveries, endpoints, events, stats
 from ..services.common import ValidationError
-from .forms import EndpointForm
+from .forms import EndpointForm, RecoverForm
 
 bp = Blueprint("endpoints", __name__)
 
@@ -29,7 +31,7 @@ def _detail(endpoint: Endpoint, secret: str | None = None) -> str:
         endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > now else None
     return render_template("endpoints/detail.html", endpoint=endpoint, secret=secret, recent=recent,
                            health=stats.endpoint_health(now, endpoint.id).get(endpoint.id, stats.Health()),
-                           overlap_until=overlap_until,
+                           overlap_until=overlap_until, recover_form=RecoverForm(),
                            agent_names={agent.id: agent.name for agent in agents.all_agents()})
 
 
@@ -133,6 +135,27 @@ def enable(endpoint_id):
     db.session.commit()
     flash("Endpoint enabled: new events will be delivered to it.", "success")
     return redirect(url_for("endpoints.detail", endpoint_id=endpoint_id))
+
+
+@bp.post("/endpoints/<endpoint_id>/recover")
+@login_required
+def recover(endpoint_id):
+    """Resend every failed delivery of the endpoint since the chosen time, paced (as the API's recover)."""
+    endpoint = endpoints.get_endpoint(endpoint_id)
+    form = RecoverForm()
+    if form.validate_on_submit():
+        hours = int(form.hours.data)
+        count = deliveries.recover(endpoint.id, utcnow() - timedelta(hours=hours))
+        rate = endpoint.rate_limit or current_app.config["RECOVER_RATE"]
+        period = dict(form.hours.choices)[form.hours.data]
+        if count:
+            flash(f"Resending {count} failed deliver{'y' if count == 1 else 'ies'} from {period}, "
+                  f"at most {rate:g} a second. Watch them in the log.", "success")
+        else:
+            flash(f"No failed deliveries from {period} to resend.", "info")
+    else:
+        flash("Choose how far back to look for failed deliveries.", "error")
+    return redirect(url_for("endpoints.detail", endpoint_id=endpoint.id))
 
 
 @bp.post("/endpoints/<endpoint_id>/delete")
