@@ -1,12 +1,21 @@
-"""A rough, honest throughput benchmark of the whole pipeline: ingest API -> Redis -> worker -> receiver.
+"""An honest benchmark of the whole product: ingest API -> Redis -> worker -> receiver, and the log at scale.
 
-    .venv/bin/python bench/throughput.py [--events 2000] [--concurrency 8] [--workers 1] [--endpoints 1]
+    .venv/bin/python bench/throughput.py [--events 2000] [--concurrency 8] [--workers 2] [--endpoints 1]
+        [--fanout-events 300] [--scale 1000000]
         [--database-url postgresql://postgres@127.0.0.1:5432/bench] [--redis-url redis://127.0.0.1:6379/5]
 
 Everything runs in child processes of this one, in a temp directory, and is stopped on exit (Ctrl-C too):
 an embedded Redis (unless --redis-url), SQLite in the temp dir (unless --database-url: a PostgreSQL
-database whose name contains "bench", which is WIPED first), gunicorn (2 sync workers), N delivery
-workers, and a fast receiver (its own process, so it does not share the GIL with the measuring code).
+database whose name contains "bench", which is WIPED first), gunicorn as the Procfile runs it, N delivery
+workers (`flask worker`, the Procfile's worker), and a fast receiver (its own process, so it does not
+share the GIL with the measuring code). In one run it prints:
+
+- raw ceiling: one process, one keep-alive requests.Session, signing and POSTing the same ~1.2 KiB body;
+- ingest and end to end with one endpoint, then with 10 endpoints per event (fan-out), then beside a
+  receiver that takes 5 s (the other endpoints' rate with it, as a ratio to without);
+- scale: the log page and GET /api/v1/deliveries, first page and filtered, at --scale bulk-loaded rows;
+- CPU by process group and peak RSS of web and worker processes. Rates also as ratios to the raw ceiling.
+bench/RESULTS.md has the figures of this machine.
 """
 from __future__ import annotations
 
@@ -30,6 +39,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's webapp, like the child processes (cwd ROOT) import
 PAYLOAD_DATA = {"text": "x" * 960, "lang": "en"}  # with the envelope, the delivered body is ~1.2 KiB
+SLOW_SECONDS = 5
 
 
 # ---------------------------------------------------------------- the receiver (a child process)
@@ -46,6 +56,8 @@ def serve_receiver(log_path: str) -> None:
 
         def do_POST(self):  # noqa: N802
             self.rfile.read(int(self.headers.get("content-length", 0)))
+            if "/slow" in self.path:
+                time.sleep(SLOW_SECONDS)  # a receiver that takes its time (the slow-endpoint phase)
             at = time.time()
             with lock:
                 out.write(f"{self.headers.get('webhook-id', '-')} {self.path} {at:.6f}\n")
@@ -206,7 +218,8 @@ def raw_ceiling(url: str, seconds: float = 5.0) -> tuple[float, int]:
     return sent / (time.monotonic() - started), sent
 
 
-def ingest(base: str, api_key: str, agent_id: str, events: int, concurrency: int) -> list[dict]:
+def ingest(base: str, api_key: str, agent_id: str, events: int, concurrency: int,
+           type_of=lambda seq: "message.received") -> list[dict]:
     """POST events from `concurrency` threads, each with its own keep-alive session; one record per request."""
     results, lock, counter = [], threading.Lock(), iter(range(events))
 
@@ -218,7 +231,7 @@ def ingest(base: str, api_key: str, agent_id: str, events: int, concurrency: int
                 seq = next(counter, None)
             if seq is None:
                 return
-            body = {"type": "message.received", "agent_id": agent_id, "conversation_id": f"conv-{seq}",
+            body = {"type": type_of(seq), "agent_id": agent_id, "conversation_id": f"conv-{seq}",
                     "user": {"id": f"u-{seq}", "email": "a@example.com", "name": "Ada"}, "data": PAYLOAD_DATA}
             sent = time.time()
             try:
@@ -246,7 +259,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=1, help="delivery worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="delivery worker processes")
+    parser.add_argument("--fanout-events", type=int, default=300,
+                        help="events for the 10-endpoint and slow-endpoint phases (0 skips them)")
+    parser.add_argument("--scale", type=int, default=1_000_000,
+                        help="deliveries to bulk-load before timing the log and the API (0 skips it)")
     parser.add_argument("--endpoints", type=int, default=1)
     parser.add_argument("--database-url", help="PostgreSQL URL of a dedicated 'bench' database (wiped first)")
     parser.add_argument("--redis-url", help="an existing Redis (its delivery queues must not be shared)")
@@ -308,11 +325,13 @@ def run(args, tmp: Path, stack: Stack) -> None:
     made = subprocess.run(flask + ["tenant", "create", "--org", "Bench", "--email", "bench@example.com",
                                    "--password", "benchmark-pw", "--json"],
                           cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    api_key = json.loads(made.stdout.strip().splitlines()[-1])["api_key"]
+    created = json.loads(made.stdout.strip().splitlines()[-1])
+    api_key, tenant_id = created["api_key"], created["tenant_id"]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    web = stack.spawn("web", [py, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-                              "webapp:create_app()"], env)
+    # The Procfile's web process (WEB_CONCURRENCY workers of 4 threads each).
+    web = stack.spawn("web", [py, "-m", "gunicorn", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
+                              "--threads", "4", "--bind", f"127.0.0.1:{port}", "webapp:create_app()"], env)
     workers = [stack.spawn(f"worker{i}", flask + ["worker"], env) for i in range(args.workers)]
 
     from redis import Redis
@@ -347,57 +366,110 @@ def run(args, tmp: Path, stack: Stack) -> None:
     pg_before = {pid: cpu_seconds([pid]) for pid in postgres_backends(database_url)} if args.database_url else {}
     bench_before, busy_before, wall_before = sum(os.times()[:2]), machine_busy_seconds(), time.monotonic()
 
-    # Ingest: the workers deliver while it runs, as in production.
-    results = ingest(base, api_key, agent.json()["id"], args.events, args.concurrency)
-    accepted = [r for r in results if r["status"] == 202]
-    errors = dict(collections.Counter(r["status"] for r in results if r["status"] != 202))
-    if not accepted:
-        raise RuntimeError(f"no event was accepted: {errors}; see {tmp / 'web.log'}")
-    first_sent, first_accept = min(r["sent"] for r in results), min(r["at"] for r in accepted)
-    ingest_rate = len(accepted) / (max(r["at"] for r in accepted) - first_sent)
-    latencies = [(r["at"] - r["sent"]) * 1000 for r in accepted]
-    print(f"ingest: {ingest_rate:.0f} events/s ({len(accepted)}/{len(results)} accepted"
-          f"{', errors ' + str(errors) if errors else ''}), latency p50 {pct(latencies, 50):.1f} ms "
-          f"p99 {pct(latencies, 99):.1f} ms; {ingest_rate / ceiling:.3f}x raw ceiling", flush=True)
+    agent_id = agent.json()["id"]
 
-    # End to end: wait for one receipt per expected delivery.
-    accepted_at = {r["id"]: r["at"] for r in accepted}
-    expected = sum(r["deliveries"] for r in accepted)
+    def phase(label: str, events: int, expected_per_event=None, type_of=lambda seq: "message.received",
+              counts=lambda path: True) -> dict:
+        """Ingest ``events`` (the workers deliver meanwhile, as in production), then wait for one receipt per
+        expected delivery whose path ``counts``; print and return the rates and latencies."""
+        results = ingest(base, api_key, agent_id, events, args.concurrency, type_of)
+        accepted = [r for r in results if r["status"] == 202]
+        errors = dict(collections.Counter(r["status"] for r in results if r["status"] != 202))
+        if not accepted:
+            raise RuntimeError(f"no event was accepted: {errors}; see {tmp / 'web.log'}")
+        first_sent, first_accept = min(r["sent"] for r in results), min(r["at"] for r in accepted)
+        ingest_rate = len(accepted) / (max(r["at"] for r in accepted) - first_sent)
+        latencies = [(r["at"] - r["sent"]) * 1000 for r in accepted]
+        print(f"[{label}] ingest: {ingest_rate:.0f} events/s ({len(accepted)}/{len(results)} accepted"
+              f"{', errors ' + str(errors) if errors else ''}), latency p50 {pct(latencies, 50):.1f} ms "
+              f"p99 {pct(latencies, 99):.1f} ms; {ingest_rate / ceiling:.3f}x raw ceiling", flush=True)
+        accepted_at = {r["id"]: r["at"] for r in accepted}
+        expected = sum(expected_per_event(r) if expected_per_event else r["deliveries"] for r in accepted)
 
-    def ours() -> list[tuple[str, str, float]]:
-        return [row for row in read_receipts(receipts) if row[0] in accepted_at]
+        def ours() -> list[tuple[str, str, float]]:
+            return [row for row in read_receipts(receipts) if row[0] in accepted_at and counts(row[1])]
 
-    deadline, got = time.monotonic() + args.timeout, []
-    while time.monotonic() < deadline:
-        got = ours()
-        if len(got) >= expected:
-            break
-        stack.check_alive()
-        time.sleep(0.25)
-    distinct = {(i, path) for i, path, _ in got}
-    last = max((at for _, _, at in got), default=first_accept)
-    e2e_rate = len(distinct) / (last - first_accept) if got else 0.0
-    e2e = [(at - accepted_at[i]) * 1000 for i, _, at in got]
-    print(f"end to end: {e2e_rate:.0f} deliveries/s ({len(distinct)}/{expected} delivered"
-          f"{f', {len(got) - len(distinct)} duplicates' if len(got) > len(distinct) else ''}"
-          f"{'' if len(distinct) >= expected else f', gave up after {args.timeout:.0f} s'}; "
-          f"first accept to last receipt {last - first_accept:.1f} s), accept-to-receipt p50 {pct(e2e, 50):.0f} ms "
-          f"p99 {pct(e2e, 99):.0f} ms; {e2e_rate / ceiling:.3f}x raw ceiling", flush=True)
+        deadline, got = time.monotonic() + args.timeout, []
+        while time.monotonic() < deadline:
+            got = ours()
+            if len(got) >= expected:
+                break
+            stack.check_alive()
+            time.sleep(0.25)
+        distinct = {(i, path) for i, path, _ in got}
+        last = max((at for _, _, at in got), default=first_accept)
+        e2e_rate = len(distinct) / (last - first_accept) if got else 0.0
+        e2e = [(at - accepted_at[i]) * 1000 for i, _, at in got]
+        print(f"[{label}] end to end: {e2e_rate:.0f} deliveries/s ({len(distinct)}/{expected} delivered"
+              f"{f', {len(got) - len(distinct)} duplicates' if len(got) > len(distinct) else ''}"
+              f"{'' if len(distinct) >= expected else f', gave up after {args.timeout:.0f} s'}; "
+              f"first accept to last receipt {last - first_accept:.1f} s), accept-to-receipt p50 {pct(e2e, 50):.0f} ms "
+              f"p99 {pct(e2e, 99):.0f} ms; {e2e_rate / ceiling:.3f}x raw ceiling", flush=True)
+        return {"ingest": ingest_rate, "ingest_p50": pct(latencies, 50), "ingest_p99": pct(latencies, 99),
+                "e2e": e2e_rate, "e2e_p50": pct(e2e, 50), "e2e_p99": pct(e2e, 99)}
+
+    # CPU accounting over the first phase, to see who is busy (and whether anything else on the machine is).
+    worker_pids = [pid for w in workers for pid in [w.pid] + children_of(w.pid)]  # + RQ's scheduler process
+    redis_pid = Redis.from_url(redis_url).info("server")["process_id"]
+    groups = {"gunicorn": [web.pid] + children_of(web.pid), "workers": worker_pids, "receiver": [receiver.pid],
+              "redis" if stack.redis else "redis (whole shared server)": [redis_pid]}
+    cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    pg_before = {pid: cpu_seconds([pid]) for pid in postgres_backends(database_url)} if args.database_url else {}
+    bench_before, busy_before, wall_before = sum(os.times()[:2]), machine_busy_seconds(), time.monotonic()
+
+    one = phase(f"{args.endpoints} endpoint{'s' if args.endpoints > 1 else ''}", args.events)
 
     from rq import Worker
     ours_rq = [w for w in Worker.all(connection=Redis.from_url(redis_url)) if w.pid in {p.pid for p in workers}]
     jobs_run = sum(w.successful_job_count + w.failed_job_count for w in ours_rq)
-    print(f"jobs run by the delivery workers: {jobs_run} for {expected} deliveries "
-          f"({jobs_run - expected:+d}: sweep re-enqueues, retries, failed claims)", flush=True)
+    print(f"jobs run by the delivery workers so far: {jobs_run}", flush=True)
     wall = time.monotonic() - wall_before
     used = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in groups.items()}
     if args.database_url:  # backends that connected during the run count from 0
         used["postgres backends"] = sum(cpu_seconds([p]) - pg_before.get(p, 0) for p in postgres_backends(database_url))
     used["bench client"] = sum(os.times()[:2]) - bench_before
     used["rest of machine (kernel, other users)"] = machine_busy_seconds() - busy_before - sum(used.values())
-    print(f"cpu over ingest+delivery ({wall:.1f} s wall x {os.cpu_count()} cpus): "
+    print(f"cpu over that phase ({wall:.1f} s wall x {os.cpu_count()} cpus): "
           + ", ".join(f"{name} {seconds:.1f} s ({100 * seconds / wall:.0f}%)" for name, seconds in used.items()),
           flush=True)
+
+    if args.fanout_events:
+        # Fan-out: every event to 10 endpoints.
+        for i in range(args.endpoints, 10):
+            api.post(f"{base}/api/v1/endpoints", json={"url": f"{hook}/{i}", "event_types": []},
+                     timeout=10).raise_for_status()
+        ten = phase("10 endpoints", args.fanout_events)
+        print(f"fan-out: an event to 10 endpoints costs {one['ingest'] / ten['ingest']:.2f}x the ingest time of one "
+              f"to {args.endpoints} (p50 latency {ten['ingest_p50'] / one['ingest_p50']:.2f}x)", flush=True)
+
+        # A slow receiver (5 s) on one more endpoint that gets every 20th event: the others' rate beside it.
+        slow = api.post(f"{base}/api/v1/endpoints", json={"url": f"{hook}/slow", "event_types": ["tool.executed"]},
+                        timeout=10)
+        slow.raise_for_status()
+        beside = phase("10 endpoints + a 5 s one", args.fanout_events,
+                       type_of=lambda seq: "tool.executed" if seq % 20 == 0 else "message.received",
+                       expected_per_event=lambda r: 10, counts=lambda path: "/slow" not in path)
+        print(f"slow receiver: the 10 fast endpoints got {beside['e2e'] / ten['e2e']:.2f}x their rate without it",
+              flush=True)
+        api.delete(f"{base}/api/v1/endpoints/{slow.json()['id']}", timeout=30)
+
+    if args.scale:
+        from bench import scale
+
+        endpoint_ids = [e["id"] for e in api.get(f"{base}/api/v1/endpoints?limit=100", timeout=30).json()["data"]]
+        seconds = scale.load(database_url, tenant_id, agent_id, endpoint_ids, args.scale)
+        print(f"scale: loaded {args.scale:,} deliveries (and their events) in {seconds:.0f} s", flush=True)
+        page = scale.log_in(base, "bench@example.com", "benchmark-pw")
+        filtered = f"status=failed&endpoint_id={endpoint_ids[0]}"
+        raw_ms = 1000 / ceiling
+        for label, session, path in (("/deliveries first page", page, "/deliveries"),
+                                     ("/deliveries filtered", page, f"/deliveries?{filtered}"),
+                                     ("GET /api/v1/deliveries first page", api, "/api/v1/deliveries"),
+                                     ("GET /api/v1/deliveries filtered", api, f"/api/v1/deliveries?{filtered}")):
+            t = scale.timings(session, base + path)
+            print(f"scale: {label}: p50 {t['p50']:.1f} ms, p95 {t['p95']:.1f} ms ({t['bytes'] // 1024} KiB) at "
+                  f"{args.scale:,} rows; p95 = {t['p95'] / raw_ms:.1f}x one raw post", flush=True)
+
     gunicorn_workers = children_of(web.pid)
     print("peak RSS (VmHWM): gunicorn workers "
           + ", ".join(f"{peak_rss_mib(p):.0f} MiB" for p in gunicorn_workers)

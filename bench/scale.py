@@ -1,0 +1,96 @@
+"""The delivery log at scale: bulk-load a tenant's history, then time the log page and the deliveries API.
+
+Used by bench/throughput.py (``--scale ROWS``). The loader writes straight into the database with
+SQLAlchemy Core in large batches (as retention would find a busy tenant's last 30 days): events with
+one delivery per endpoint, mostly succeeded, some failed, retrying or pending, ids spread over the days
+so that keyset pages and filters meet realistic data.
+"""
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import time
+from datetime import datetime, timedelta, timezone
+
+import requests
+from sqlalchemy import create_engine, insert
+
+from webapp.ids import new_id
+from webapp.models import Delivery, Event
+
+BATCH = 20_000
+STATUSES = ["succeeded"] * 90 + ["failed"] * 6 + ["retrying"] * 3 + ["pending"]
+
+
+def load(database_url: str, tenant_id: str, agent_id: str, endpoint_ids: list[str], rows: int,
+         days: int = 30, seed: int = 1) -> float:
+    """Insert ``rows`` deliveries (and their events) for the tenant; returns the seconds it took."""
+    rng = random.Random(seed)
+    engine = create_engine(database_url)
+    now = datetime.now(timezone.utc) - timedelta(minutes=5)  # older than anything the run itself made
+    events_needed = -(-rows // len(endpoint_ids))
+    started = time.monotonic()
+    made = 0
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA synchronous=OFF")
+        for first in range(0, events_needed, BATCH // len(endpoint_ids)):
+            events, deliveries = [], []
+            for seq in range(first, min(events_needed, first + BATCH // len(endpoint_ids))):
+                at = now - timedelta(seconds=days * 86400 * (1 - seq / events_needed))  # oldest first
+                event_id = new_id("evt", at)
+                body = json.dumps({"id": event_id, "type": "message.received", "conversation_id": f"conv-{seq}",
+                                   "data": {"text": "hello"}})
+                events.append({"id": event_id, "tenant_id": tenant_id, "type": "message.received",
+                               "agent_id": agent_id, "conversation_id": f"conv-{seq}", "occurred_at": at,
+                               "received_at": at, "body": body})
+                for endpoint_id in endpoint_ids:
+                    if made >= rows:
+                        break
+                    status = rng.choice(STATUSES)
+                    final = status in ("succeeded", "failed")
+                    deliveries.append({
+                        "id": new_id("dlv", at), "tenant_id": tenant_id, "event_id": event_id,
+                        "endpoint_id": endpoint_id, "event_type": "message.received", "agent_id": agent_id,
+                        "status": status, "attempt_count": 1 if status == "succeeded" else rng.randint(1, 8),
+                        # Not due: the bench's workers must not start on history (retrying ones are due later).
+                        "next_attempt_at": None if final else now + timedelta(days=1),
+                        "manual_pending": False, "last_attempt_at": at,
+                        "last_response_status": 200 if status == "succeeded" else 503,
+                        "last_error": None, "created_at": at, "updated_at": at})
+                    made += 1
+            connection.execute(insert(Event.__table__), events)
+            connection.execute(insert(Delivery.__table__), deliveries)
+    engine.dispose()
+    return time.monotonic() - started
+
+
+def log_in(base: str, email: str, password: str) -> requests.Session:
+    """A browser-like session logged in through the real form."""
+    import re
+
+    session = requests.Session()
+    page = session.get(f"{base}/login", timeout=30).text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or \
+        re.search(r'name="csrf_token" value="([^"]+)"', page)
+    answer = session.post(f"{base}/login", data={"email": email, "password": password, "csrf_token": token.group(1)},
+                          timeout=30, allow_redirects=False)
+    if answer.status_code != 302:
+        raise RuntimeError(f"log-in failed with {answer.status_code}")
+    return session
+
+
+def timings(session: requests.Session, url: str, requests_: int = 40, warmup: int = 3) -> dict:
+    """p50 and p95 (ms) of GET url, one request at a time on a keep-alive session, after a warm-up."""
+    samples = []
+    for i in range(warmup + requests_):
+        started = time.perf_counter()
+        response = session.get(url, timeout=60)
+        elapsed = (time.perf_counter() - started) * 1000
+        response.raise_for_status()
+        if i >= warmup:
+            samples.append(elapsed)
+    samples.sort()
+    return {"p50": statistics.median(samples), "p95": samples[min(len(samples) - 1, round(0.95 * len(samples)) - 1)],
+            "bytes": len(response.content)}
