@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import joinedload
 
 from webapp import __version__
 from webapp.extensions import db
@@ -27,8 +28,11 @@ _EARLY_SECONDS = 5
 LEASE_HEADROOM = 10
 
 
-def _claim(delivery_id: str) -> bool:
-    """Lease the delivery if it is due and nobody holds it; the database makes this atomic across workers."""
+def _claim(delivery_id: str) -> Delivery | None:
+    """Lease the delivery if it is due and nobody holds it; the database makes this atomic across workers.
+
+    Returns the claimed delivery with its endpoint and event, loaded in the claim's transaction (one
+    round trip instead of three); the caller commits. Returns None, committed, when it was not claimed."""
     now = utcnow()
     lease = now + timedelta(seconds=current_app.config["DELIVERY_TIMEOUT"] + LEASE_HEADROOM)
     result = db.session.execute(
@@ -40,8 +44,11 @@ def _claim(delivery_id: str) -> bool:
         .values(lease_until=lease)
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        db.session.commit()
+        return None
+    return db.session.scalars(select(Delivery).where(Delivery.id == delivery_id)
+                              .options(joinedload(Delivery.endpoint), joinedload(Delivery.event))).one()
 
 
 def _not_claimed(tenant_id: str, delivery_id: str, trigger: str) -> None:
@@ -98,10 +105,10 @@ def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED, slot_res
     """Attempt one delivery (the job RQ runs). ``trigger`` is informative: the row says what is due.
     ``slot_reserved``: this job was put back for a pacing slot it already holds."""
     with job_context(tenant_id):
-        if not _claim(delivery_id):
+        delivery = _claim(delivery_id)
+        if delivery is None:
             _not_claimed(tenant_id, delivery_id, trigger)
             return
-        delivery = db.session.scalars(select(Delivery).where(Delivery.id == delivery_id)).one()
         endpoint, event = delivery.endpoint, delivery.event
         attempt_trigger = MANUAL if delivery.manual_pending else SCHEDULED
         if not endpoint.enabled and attempt_trigger == SCHEDULED:
