@@ -11,8 +11,9 @@ workers (`flask worker`, the Procfile's worker), and a fast receiver (its own pr
 share the GIL with the measuring code). In one run it prints:
 
 - raw ceiling: one process, one keep-alive requests.Session, signing and POSTing the same ~1.2 KiB body;
-- ingest and end to end with one endpoint, then with 10 endpoints per event (fan-out), then beside a
-  receiver that takes 5 s (the other endpoints' rate with it, as a ratio to without);
+- ingest and end to end with one endpoint, latency at a steady half of that end-to-end rate, then with
+  10 endpoints per event (fan-out), then beside a receiver that takes 5 s (the other endpoints' rate with
+  it, as a ratio to without);
 - scale: the log page and GET /api/v1/deliveries, first page and filtered, at --scale bulk-loaded rows;
 - CPU by process group and peak RSS of web and worker processes. Rates also as ratios to the raw ceiling.
 bench/RESULTS.md has the figures of this machine.
@@ -219,9 +220,11 @@ def raw_ceiling(url: str, seconds: float = 5.0) -> tuple[float, int]:
 
 
 def ingest(base: str, api_key: str, agent_id: str, events: int, concurrency: int,
-           type_of=lambda seq: "message.received") -> list[dict]:
-    """POST events from `concurrency` threads, each with its own keep-alive session; one record per request."""
+           type_of=lambda seq: "message.received", rate: float | None = None) -> list[dict]:
+    """POST events from `concurrency` threads, each with its own keep-alive session; one record per request.
+    With ``rate``, event number n leaves at n / rate seconds after the start (a steady load), else at once."""
     results, lock, counter = [], threading.Lock(), iter(range(events))
+    started = time.monotonic()
 
     def client() -> None:
         session = requests.Session()
@@ -231,6 +234,8 @@ def ingest(base: str, api_key: str, agent_id: str, events: int, concurrency: int
                 seq = next(counter, None)
             if seq is None:
                 return
+            if rate:
+                time.sleep(max(0.0, started + seq / rate - time.monotonic()))
             body = {"type": type_of(seq), "agent_id": agent_id, "conversation_id": f"conv-{seq}",
                     "user": {"id": f"u-{seq}", "email": "a@example.com", "name": "Ada"}, "data": PAYLOAD_DATA}
             sent = time.time()
@@ -369,10 +374,11 @@ def run(args, tmp: Path, stack: Stack) -> None:
     agent_id = agent.json()["id"]
 
     def phase(label: str, events: int, expected_per_event=None, type_of=lambda seq: "message.received",
-              counts=lambda path: True) -> dict:
-        """Ingest ``events`` (the workers deliver meanwhile, as in production), then wait for one receipt per
-        expected delivery whose path ``counts``; print and return the rates and latencies."""
-        results = ingest(base, api_key, agent_id, events, args.concurrency, type_of)
+              counts=lambda path: True, rate: float | None = None) -> dict:
+        """Ingest ``events`` (the workers deliver meanwhile, as in production; at ``rate`` a second, else as
+        fast as the clients go), then wait for one receipt per expected delivery whose path ``counts``;
+        print and return the rates and latencies."""
+        results = ingest(base, api_key, agent_id, events, args.concurrency, type_of, rate)
         accepted = [r for r in results if r["status"] == 202]
         errors = dict(collections.Counter(r["status"] for r in results if r["status"] != 202))
         if not accepted:
@@ -432,6 +438,12 @@ def run(args, tmp: Path, stack: Stack) -> None:
     print(f"cpu over that phase ({wall:.1f} s wall x {os.cpu_count()} cpus): "
           + ", ".join(f"{name} {seconds:.1f} s ({100 * seconds / wall:.0f}%)" for name, seconds in used.items()),
           flush=True)
+
+    # Latency when the pipeline is not saturated: a steady load at half the end-to-end rate just measured.
+    half = one["e2e"] / 2
+    steady = phase(f"1 endpoint at {half:.0f} events/s", max(20, int(half * 20)), rate=half)
+    print(f"at half the end-to-end rate: accept-to-receipt p50 {steady['e2e_p50']:.0f} ms, "
+          f"p99 {steady['e2e_p99']:.0f} ms", flush=True)
 
     if args.fanout_events:
         # Fan-out: every event to 10 endpoints.
