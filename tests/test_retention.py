@@ -11,7 +11,9 @@ from webapp.models import Attempt, Delivery, Event, IdempotencyKey, utcnow
 from webapp.tenancy import all_tenants
 
 
-def test_prune_removes_what_is_past_retention_and_nothing_else(app, tenant):
+def test_prune_removes_what_is_past_retention_and_nothing_else(app, tenant, stack):
+    # ``stack`` with no worker started: nothing attempts these deliveries while the test sets their state
+    # (the session's shared worker would, and its attempts would race the statuses written below).
     agent = tenant.api.post("/api/v1/agents", json={"name": "a"}).json["id"]
     tenant.api.post("/api/v1/endpoints", json={"url": "http://127.0.0.1:9/x"})
     sent = [tenant.api.post("/api/v1/events", json={"type": "message.sent", "agent_id": agent},
