@@ -362,15 +362,6 @@ def run(args, tmp: Path, stack: Stack) -> None:
         api.post(f"{base}/api/v1/endpoints", json={"url": f"{hook}/{i}", "event_types": []},
                  timeout=10).raise_for_status()
 
-    # CPU accounting over ingest + delivery, to see who is busy (and whether anything else on the machine is).
-    worker_pids = [pid for w in workers for pid in [w.pid] + children_of(w.pid)]  # + RQ's scheduler process
-    redis_pid = Redis.from_url(redis_url).info("server")["process_id"]
-    groups = {"gunicorn": [web.pid] + children_of(web.pid), "workers": worker_pids, "receiver": [receiver.pid],
-              "redis" if stack.redis else "redis (whole shared server)": [redis_pid]}
-    cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
-    pg_before = {pid: cpu_seconds([pid]) for pid in postgres_backends(database_url)} if args.database_url else {}
-    bench_before, busy_before, wall_before = sum(os.times()[:2]), machine_busy_seconds(), time.monotonic()
-
     agent_id = agent.json()["id"]
 
     def phase(label: str, events: int, expected_per_event=None, type_of=lambda seq: "message.received",
