@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import login_required
 
 from ..auth.session import recent_login_required
@@ -32,6 +32,7 @@ def _detail(endpoint: Endpoint, secret: str | None = None) -> str:
     return render_template("endpoints/detail.html", endpoint=endpoint, secret=secret, recent=recent,
                            health=stats.endpoint_health(now, endpoint.id).get(endpoint.id, stats.Health()),
                            overlap_until=overlap_until, recover_form=RecoverForm(),
+                           recover_rate=deliveries.recover_rate(endpoint),
                            agent_names={agent.id: agent.name for agent in agents.all_agents()})
 
 
@@ -144,9 +145,8 @@ def recover(endpoint_id):
     endpoint = endpoints.get_endpoint(endpoint_id)
     form = RecoverForm()
     if form.validate_on_submit():
-        hours = int(form.hours.data)
-        count = deliveries.recover(endpoint.id, utcnow() - timedelta(hours=hours))
-        rate = endpoint.rate_limit or current_app.config["RECOVER_RATE"]
+        rate = deliveries.recover_rate(endpoint)
+        count = deliveries.recover(endpoint.id, utcnow() - timedelta(hours=int(form.hours.data)))
         period = dict(form.hours.choices)[form.hours.data]
         if count:
             flash(f"Resending {count} failed deliver{'y' if count == 1 else 'ies'} from {period}, "

@@ -82,6 +82,11 @@ def resend(delivery_id: str) -> Delivery:
 RECOVER_LIMIT = 10000
 
 
+def recover_rate(endpoint: Endpoint) -> float:
+    """Resends a second that recover sends to this endpoint: its own rate limit, else RECOVER_RATE."""
+    return endpoint.rate_limit or current_app.config["RECOVER_RATE"]
+
+
 def recover(endpoint_id: str, since: datetime) -> int:
     """Resend every failed delivery of an endpoint since ``since``, oldest first, paced so the
     receiver is not flooded: at the endpoint's own rate limit, else RECOVER_RATE a second.
@@ -89,7 +94,7 @@ def recover(endpoint_id: str, since: datetime) -> int:
     Returns how many deliveries will be resent (at most RECOVER_LIMIT per call).
     """
     endpoint = get_owned(Endpoint, endpoint_id)
-    rate = endpoint.rate_limit or current_app.config["RECOVER_RATE"]
+    rate = recover_rate(endpoint)
     failed = list(db.session.scalars(
         select(Delivery).where(Delivery.endpoint_id == endpoint.id, Delivery.status == FAILED,
                                Delivery.manual_pending.is_(False), Delivery.created_at >= since)
