@@ -19,6 +19,26 @@ def wait_until(predicate, timeout: float = 20, interval: float = 0.1, message: s
         time.sleep(interval)
 
 
+def read_request(conn) -> bytes:
+    """Read one HTTP request from a raw socket, headers and Content-Length body, and return it whole
+    (what a hand-written receiver reads before it misbehaves)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def csrf_token(html: str) -> str:
     match = CSRF_FIELD.search(html)
     assert match, "the page has no CSRF token field"

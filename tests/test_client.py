@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 
 from agenthooks_client import AgentHooks, EventRejected, SendTimeout
 
-from .helpers import make_agent
+from .helpers import make_agent, read_request
 
 
 class LiveServer:
@@ -33,22 +33,6 @@ def live(app):
     server = LiveServer(app)
     yield server
     server.close()
-
-
-def _read_request(conn: socket.socket) -> bytes:
-    """One HTTP request with a Content-Length body, whole."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")), 0)
-    while len(body) < length:
-        body += conn.recv(65536)
-    return head + b"\r\n\r\n" + body
 
 
 class DroppingProxy:
@@ -76,7 +60,7 @@ class DroppingProxy:
     def _serve(self, client: socket.socket):
         upstream = socket.create_connection(("127.0.0.1", self.port))
         if len(self.dropped) < self.drop:
-            upstream.sendall(_read_request(client))
+            upstream.sendall(read_request(client))
             answer = upstream.recv(65536)  # the server has handled the request: the event is stored
             self.dropped.append(answer)
             client.close()  # ... and the client never hears about it

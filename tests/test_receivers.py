@@ -23,6 +23,8 @@ from cryptography.x509.oid import NameOID
 from jobs import sender
 from webapp import destinations
 
+from .helpers import read_request
+
 TIMEOUT = 1.0
 MARGIN = 0.75  # scheduling slack on a busy 2-core machine
 HUNDRED_MB = 100 * 1024 * 1024
@@ -79,22 +81,6 @@ def serve():
     yield start
     for server in servers:
         server.close()
-
-
-def read_request(conn) -> bytes:
-    """Read one HTTP request (headers and a Content-Length body)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")), 0)
-    while len(body) < length:
-        body += conn.recv(65536)
-    return data
 
 
 def post(url, timeout=TIMEOUT, allow_private=True):
