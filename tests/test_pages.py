@@ -16,6 +16,7 @@ TYPE_ID = re.compile(r"etp_[0-9a-z]{26}")
 SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]{20,}")
 API_KEY = re.compile(r"ahk_[A-Za-z0-9_-]{32,}")
 HOOK_URL = "http://127.0.0.1:9/hook"  # nothing listens there; deliveries are only queued in these tests
+CUSTOM_TYPE = "order.shipped"
 
 
 @pytest.fixture
@@ -63,6 +64,22 @@ def send_test_event(client, endpoint_id) -> str:
     response = post(client, f"/endpoints/{endpoint_id}/test")
     assert "Sent a webhook.test event" in text(response)
     return DELIVERY_ID.search(text(response)).group()
+
+
+def one_of_everything(client) -> dict:
+    """One of everything in the logged-in owner's tenant, made through the pages, and the ids the
+    dashboard's routes take (``user_id`` is the owner's; the custom type is CUSTOM_TYPE)."""
+    ids = {"agent_id": create_agent(client), "endpoint_id": create_endpoint(client)}
+    ids["delivery_id"] = send_test_event(client, ids["endpoint_id"])
+    post(client, "/keys", {"name": "owner's"})
+    ids["key_id"] = KEY_ID.search(text(client.get("/keys"))).group()
+    post(client, "/event-types", {"name": CUSTOM_TYPE})
+    ids["type_id"] = TYPE_ID.search(text(client.get("/event-types"))).group()
+    post(client, "/team/invitations", {"email": "pending@example.com", "role": "viewer"})
+    team_page = text(client.get("/team"))
+    ids["invitation_id"] = re.search(r"inv_[0-9a-z]{26}", team_page).group()
+    ids["user_id"] = re.search(r"usr_[0-9a-z]{26}", team_page).group()
+    return ids
 
 
 def dashboard_rules(app):
@@ -454,16 +471,7 @@ def test_every_post_route_refuses_a_request_without_the_csrf_token(app, user):
 def test_another_tenant_gets_404_on_every_page_and_action(app, client, signup):
     owner = client
     signup(owner)
-    ids = {"agent_id": create_agent(owner), "endpoint_id": create_endpoint(owner)}
-    ids["delivery_id"] = send_test_event(owner, ids["endpoint_id"])
-    post(owner, "/keys", {"name": "owner's"})
-    ids["key_id"] = KEY_ID.search(text(owner.get("/keys"))).group()
-    post(owner, "/event-types", {"name": "order.shipped"})
-    ids["type_id"] = TYPE_ID.search(text(owner.get("/event-types"))).group()
-    post(owner, "/team/invitations", {"email": "bob@example.com", "role": "admin"})
-    team_page = text(owner.get("/team"))
-    ids["invitation_id"] = re.search(r"inv_[0-9a-z]{26}", team_page).group()
-    ids["user_id"] = re.search(r"usr_[0-9a-z]{26}", team_page).group()
+    ids = one_of_everything(owner)
 
     intruder = app.test_client()
     signup(intruder, org="Intruder", email="eve@example.com")

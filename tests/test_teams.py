@@ -15,7 +15,7 @@ from webapp.extensions import db
 from webapp.models import Agent, ApiKey, Endpoint, EventType, Invitation, User, utcnow
 from webapp.tenancy import all_tenants
 
-from .test_pages import (DELIVERY_ID, KEY_ID, TYPE_ID, create_agent, create_endpoint, post, send_test_event, text,
+from .test_pages import (CUSTOM_TYPE, DELIVERY_ID, create_endpoint, one_of_everything, post, send_test_event, text,
                          token)
 
 LINK = re.compile(r"http://localhost/invitations/[A-Za-z0-9_-]{40,}")
@@ -185,22 +185,6 @@ def test_invitation_form_and_accept_form_validate(app, owner, signup):
 
 # Roles
 
-def _world(app, owner):
-    """One of everything in the owner's tenant, and the ids every dashboard route takes."""
-    ids = {"agent_id": create_agent(owner), "endpoint_id": create_endpoint(owner)}
-    ids["delivery_id"] = send_test_event(owner, ids["endpoint_id"])
-    post(owner, "/keys", {"name": "owner's"})
-    ids["key_id"] = KEY_ID.search(text(owner.get("/keys"))).group()
-    post(owner, "/event-types", {"name": "order.shipped"})
-    ids["type_id"] = TYPE_ID.search(text(owner.get("/event-types"))).group()
-    ids["type"] = "order.shipped"  # the schema pages take it as ?type=
-    invite(owner, "pending@example.com", "viewer")
-    team = text(owner.get("/team"))
-    ids["invitation_id"] = INVITATION_ID.search(team).group()
-    ids["user_id"] = USER_ID.search(team).group()  # the owner
-    return ids
-
-
 def _snapshot(app) -> dict:
     """What a refused request must not change."""
     with app.app_context(), all_tenants():
@@ -232,7 +216,7 @@ SECRET_PAGES = {"endpoints.secret", "endpoints.confirm_rotate"}
 
 
 def test_a_viewer_reads_every_page_and_changes_nothing(app, owner):
-    ids = _world(app, owner)
+    ids = one_of_everything(owner)
     viewer = join(app, owner, "vic@example.com", "viewer")
     before = _snapshot(app)
     csrf = token(viewer)
@@ -241,7 +225,7 @@ def test_a_viewer_reads_every_page_and_changes_nothing(app, owner):
         for headers in ({}, {"HX-Request": "true"}):
             response = viewer.open(path, method=method, data={"csrf_token": csrf, "name": "pwned",
                                                              "url": "https://evil.example/x", "role": "owner"},
-                                   headers=headers, query_string={"type": ids["type"]})
+                                   headers=headers, query_string={"type": CUSTOM_TYPE})
             if method == "GET" and endpoint not in SECRET_PAGES:
                 assert response.status_code in (200, 302), (method, path, response.status_code)
                 reads += 1
@@ -263,14 +247,14 @@ def test_a_viewer_reads_every_page_and_changes_nothing(app, owner):
 
 
 def test_an_admin_does_everything_but_the_team(app, owner):
-    ids = _world(app, owner)
+    ids = one_of_everything(owner)
     admin = join(app, owner, "ann@example.com", "admin")
     team_before = _snapshot(app)["users"], _snapshot(app)["invitations"]
     csrf = token(admin)
     team_routes = allowed = 0
     for endpoint, method, path in _routes(app, ids):
         response = admin.open(path, method=method, data={"csrf_token": csrf, "role": "owner"},
-                              query_string={"type": ids["type"]})
+                              query_string={"type": CUSTOM_TYPE})
         if endpoint.startswith("team.") and method != "GET":
             assert response.status_code == 403, (method, path)
             assert "Your role (admin) cannot do this: it needs owner" in text(response)
