@@ -5,7 +5,6 @@ import json
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
-from sqlalchemy import select
 
 from ..catalogue import BUILT_IN, INGESTIBLE, SCHEMAS
 from ..extensions import db
@@ -32,7 +31,7 @@ def _type(name: str | None) -> tuple[str, EventType | None]:
     """The built-in or custom type of this name (404 when the tenant has no such type)."""
     if name in BUILT_IN:
         return name, None
-    custom = db.session.scalars(select(EventType).where(EventType.name == name)).first() if name else None
+    custom = event_types.find_custom_type(name) if name else None
     if custom is None:
         abort(404)
     return name, custom

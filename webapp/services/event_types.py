@@ -26,8 +26,13 @@ def all_types() -> list[dict]:
     return types
 
 
+def find_custom_type(name: str) -> EventType | None:
+    """The tenant's custom type of this name, if it has one."""
+    return db.session.scalars(select(EventType).where(EventType.name == name)).first()
+
+
 def is_custom_type(name: str) -> bool:
-    return db.session.scalars(select(EventType.id).where(EventType.name == name)).first() is not None
+    return find_custom_type(name) is not None
 
 
 def create_custom_type(data: dict) -> EventType:

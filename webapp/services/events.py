@@ -12,11 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from ..catalogue import INGESTIBLE, TEST_EVENT_TYPE
 from ..extensions import db
 from ..ids import new_id
-from ..models import Agent, ApiKey, Delivery, Endpoint, Event, EventType, IdempotencyKey, utcnow
+from ..models import Agent, ApiKey, Delivery, Endpoint, Event, IdempotencyKey, utcnow
 from ..queue import Next, enqueue_deliveries
 from ..tenancy import require_tenant
 from . import budget, schemas
 from .common import NotFound, ValidationError, get_owned, page, text_field
+from .event_types import find_custom_type
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 # run_id travels to receivers in a header too: printable ASCII only.
@@ -90,10 +91,6 @@ def _object(data: dict, field: str) -> dict | None:
     return value
 
 
-def _custom_type(name: str) -> EventType | None:
-    return db.session.scalars(select(EventType).where(EventType.name == name)).first()
-
-
 def _run_id(data: dict) -> str | None:
     run_id = text_field(data, "run_id", max_length=255)
     if run_id is not None and not _HEADER_SAFE.match(run_id):
@@ -118,7 +115,7 @@ def validate(data: dict, api_key: ApiKey | None = None) -> dict:
         SchemaViolations: the event fails its type's schema, which rejects; it lists every violation.
     """
     event_type = text_field(data, "type", max_length=255, required=True)
-    custom = None if event_type in INGESTIBLE else _custom_type(event_type)
+    custom = None if event_type in INGESTIBLE else find_custom_type(event_type)
     if event_type not in INGESTIBLE and custom is None:
         raise ValidationError("type", f"{event_type!r} is neither a built-in event type nor one of your custom types")
     if api_key is not None and api_key.event_types and event_type not in api_key.event_types:

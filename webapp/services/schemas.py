@@ -111,8 +111,9 @@ def set_mode(event_type: str, mode: str) -> None:
     """
     if mode not in MODES:
         raise ValidationError("mode", f"must be one of {', '.join(MODES)}")
-    if event_type not in INGESTIBLE and db.session.scalars(
-            select(EventType.id).where(EventType.name == event_type)).first() is None:
+    from .event_types import is_custom_type  # here: event_types imports this module
+
+    if event_type not in INGESTIBLE and not is_custom_type(event_type):
         raise ValidationError("type", f"{event_type!r} is neither a built-in event type nor one of your custom types")
     db.session.execute(delete(SchemaMode).where(SchemaMode.event_type == event_type)
                        .execution_options(synchronize_session=False))
