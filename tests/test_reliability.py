@@ -229,3 +229,44 @@ def test_recover_from_the_dashboard_resends_only_the_failed_deliveries_of_the_pe
     response = page.post(f"/endpoints/{endpoint['id']}/recover",
                          data={"hours": "5", "csrf_token": csrf_token(detail)}, follow_redirects=True)
     assert "Choose how far back to look for failed deliveries." in response.get_data(as_text=True)
+
+
+def test_a_slow_receiver_holds_up_only_its_own_deliveries(tenant, receiver, stack):
+    """One worker, one endpoint whose receiver takes 1.5 s to answer and ten deliveries for it queued
+    first: another endpoint's twenty deliveries still arrive at once, not after 15 s of waiting."""
+    from .receiver import Receiver
+
+    slow = Receiver()
+    slow.default = Reply(200, delay=1.5)  # within the tests' 2 s DELIVERY_TIMEOUT: every attempt succeeds
+    try:
+        stack.start_worker()
+        agent = make_agent(tenant.api)
+        make_endpoint(tenant.api, slow.url, event_types=["tool.executed"])
+        make_endpoint(tenant.api, receiver.url, event_types=["message.sent"])
+        slow_events = [send(tenant.api, agent["id"], "tool.executed")["id"] for _ in range(10)]
+        started = time.time()
+        fast_events = [send(tenant.api, agent["id"], "message.sent")["id"] for _ in range(20)]
+        receiver.wait_for(20, timeout=20)
+        assert max(r.at for r in receiver.requests) - started < 4
+        assert delivered_ids(receiver) == set(fast_events)
+        slow.wait_for(10, timeout=30)
+        wait_until(lambda: set(statuses(tenant.api, slow_events + fast_events)) == {"succeeded"}, timeout=30)
+        assert {delivery_of(tenant.api, e)["attempt_count"] for e in slow_events} == {1}
+    finally:
+        slow.close()
+
+
+def test_a_burst_is_delivered_in_batches_each_once(tenant, receiver, stack):
+    """A burst of events is claimed and sent in batches (far fewer worker jobs than deliveries), and
+    every event still arrives exactly once."""
+    from rq import Worker
+
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    events = [send(tenant.api, agent["id"])["id"] for _ in range(100)]
+    stack.start_worker()
+    receiver.wait_for(100, timeout=60)
+    assert sorted(r.headers["webhook-id"] for r in receiver.requests) == sorted(events)
+    wait_until(lambda: set(statuses(tenant.api, events)) == {"succeeded"}, timeout=30)
+    [worker] = Worker.all(connection=redis.Redis.from_url(stack.redis.url))
+    assert worker.successful_job_count <= 100 / 4, worker.successful_job_count

@@ -49,6 +49,7 @@ def worker_command(burst: bool, no_maintenance: bool) -> None:
     from rq import SimpleWorker
 
     from jobs import maintenance, pacing
+    from jobs.lanes import lanes
     from .queue import queue_names, redis_connection
 
     app = current_app._get_current_object()
@@ -64,6 +65,8 @@ def worker_command(burst: bool, no_maintenance: bool) -> None:
     try:
         worker.work(with_scheduler=True, burst=burst, dequeue_strategy="round_robin")
     finally:
+        # Attempts still in their lanes (slow receivers) end and are recorded before the process does.
+        lanes.wait_idle(timeout=app.config["DELIVERY_TIMEOUT"] + 5)
         stop.set()
 
 

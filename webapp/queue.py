@@ -3,6 +3,7 @@ so every enqueue here is best effort and the sweep (jobs/sweep.py) makes up for 
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from typing import NamedTuple
 from datetime import datetime, timedelta, timezone
@@ -16,6 +17,12 @@ from rq.job import Job, JobStatus
 log = logging.getLogger(__name__)
 
 DELIVER_JOB = "jobs.delivery.deliver"
+DRAIN_JOB = "jobs.delivery.deliver_due"
+# While a tenant's drain job waits in its queue, this key says so: one waiting drain job serves every
+# delivery committed before it starts, so further wake-ups need not queue another. The TTL bounds the
+# damage of a key whose job was lost some other way (a second job is harmless: claims are atomic).
+_DRAIN_WAITING = "agenthooks:drain-waiting:{}"
+DRAIN_WAITING_TTL = 60
 # Tenants are spread over several queues that every worker serves in turn (round robin), so a
 # tenant with a flood of events delays its own deliveries, not everyone else's. Fixed: jobs
 # already queued would be stranded if the number changed.
@@ -91,6 +98,44 @@ def enqueue_deliveries(tenant_id: str, deliveries, trigger: str = "scheduled", j
     except RedisError as exc:
         log.warning("could not enqueue %d deliveries (the sweep will): %s", len(jobs), exc)
         return False
+
+
+def enqueue_due(tenant_id: str, deliveries, paced: set[str] | frozenset = frozenset()) -> bool:
+    """Queue deliveries that are due now: the tenant's drain job takes them in batches, except those
+    to paced endpoints (``paced``: their ids), which get a job each so that each waits for its own slot.
+    Returns False if Redis refused."""
+    one_each = [d for d in deliveries if d.id in paced]
+    queued = enqueue_deliveries(tenant_id, one_each) if one_each else True
+    if len(one_each) < len(deliveries):
+        queued = wake_drain(tenant_id) and queued
+    return queued
+
+
+def wake_drain(tenant_id: str) -> bool:
+    """Make sure a drain job (jobs.delivery.deliver_due) will look at the tenant's due deliveries after
+    this call: queue one unless one is waiting already. Returns False if Redis refused."""
+    queue = delivery_queue(tenant_id)
+    key = _DRAIN_WAITING.format(tenant_id)
+    try:
+        connection = redis_connection()
+        if not connection.set(key, "1", nx=True, ex=DRAIN_WAITING_TTL):
+            return True  # a waiting job will claim what was committed before now
+        job = Queue.prepare_data(DRAIN_JOB, args=(tenant_id,), job_id=f"drain-{tenant_id}-{time.time_ns()}",
+                                 **_job_options())
+        try:
+            queue.enqueue_many([job])
+        except RedisError:
+            connection.delete(key)
+            raise
+        return True
+    except RedisError as exc:
+        log.warning("could not wake the drain of tenant %s (the sweep will): %s", tenant_id, exc)
+        return False
+
+
+def drain_started(tenant_id: str) -> None:
+    """A drain job calls this before it claims: a wake-up after this point queues a new job."""
+    redis_connection().delete(_DRAIN_WAITING.format(tenant_id))
 
 
 def _whole_second_after(seconds: float) -> datetime:

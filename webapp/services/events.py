@@ -13,7 +13,7 @@ from ..catalogue import INGESTIBLE, TEST_EVENT_TYPE
 from ..extensions import db
 from ..ids import new_id
 from ..models import Agent, ApiKey, Delivery, Endpoint, Event, IdempotencyKey, utcnow
-from ..queue import Next, enqueue_deliveries
+from ..queue import Next, enqueue_due
 from ..tenancy import require_tenant
 from . import budget, schemas
 from .common import NotFound, ValidationError, get_owned, page, text_field
@@ -170,7 +170,9 @@ def _body(event_id: str, event_type: str, occurred_at: datetime, agent: Agent | 
 
 
 def _store(event_type: str, agent: Agent | None, fields: dict, endpoints: list[Endpoint],
-           api_key_id: str | None = None, trace: Trace | None = None) -> tuple[Event, list[Next]]:
+           api_key_id: str | None = None, trace: Trace | None = None) -> tuple[Event, list[Next], set[str]]:
+    """Add the event and its deliveries to the session. Returns them with the ids of the deliveries to
+    paced endpoints (which the queue treats apart)."""
     now = utcnow()
     occurred_at = fields.get("occurred_at") or now
     event_id = new_id("evt")  # needed before insert: the body carries it
@@ -186,11 +188,12 @@ def _store(event_type: str, agent: Agent | None, fields: dict, endpoints: list[E
                   for endpoint in endpoints]
     db.session.add_all(deliveries)
     db.session.flush()
-    return event, [Next(d.id) for d in deliveries]
+    paced = {d.id for d, endpoint in zip(deliveries, endpoints) if endpoint.rate_limit}
+    return event, [Next(d.id) for d in deliveries], paced
 
 
-def _queue(tenant_id: str, deliveries: list[Next]) -> None:
-    if not enqueue_deliveries(tenant_id, deliveries):
+def _queue(tenant_id: str, deliveries: list[Next], paced: set[str]) -> None:
+    if not enqueue_due(tenant_id, deliveries, paced):
         # Tell the sweep these were never queued, so it picks them up as soon as Redis is back.
         ids = [d.id for d in deliveries]
         db.session.execute(db.update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=None))
@@ -238,8 +241,8 @@ def ingest(data: dict, idempotency_key: str | None = None, *, api_key: ApiKey | 
     budget.spend(fields["agent"])
     endpoints = [e for e in db.session.scalars(select(Endpoint).where(Endpoint.enabled.is_(True)))
                  if e.subscribes_to(fields["type"], fields["agent"].id)]
-    event, queued = _store(fields["type"], fields["agent"], fields, endpoints,
-                           api_key.id if api_key is not None else None, trace)
+    event, queued, paced = _store(fields["type"], fields["agent"], fields, endpoints,
+                                  api_key.id if api_key is not None else None, trace)
     if idempotency_key is not None:
         db.session.add(IdempotencyKey(key=idempotency_key, event_id=event.id))
     try:
@@ -252,7 +255,7 @@ def ingest(data: dict, idempotency_key: str | None = None, *, api_key: ApiKey | 
             raise
         return replay
     tenant_id = event.tenant_id
-    _queue(tenant_id, queued)
+    _queue(tenant_id, queued, paced)
     return Accepted(event, len(queued), warnings=fields["checked"].warnings)
 
 
@@ -260,10 +263,10 @@ def send_test_event(endpoint_id: str) -> Accepted:
     """Send a webhook.test event to one endpoint, whatever it subscribes to."""
     endpoint = get_owned(Endpoint, endpoint_id)
     require_tenant()
-    event, queued = _store(TEST_EVENT_TYPE, None, {"data": {"message": "This is a test event from AgentHooks.",
+    event, queued, paced = _store(TEST_EVENT_TYPE, None, {"data": {"message": "This is a test event from AgentHooks.",
                                                                   "endpoint_id": endpoint.id}}, [endpoint])
     db.session.commit()
-    _queue(event.tenant_id, queued)
+    _queue(event.tenant_id, queued, paced)
     return Accepted(event, 1)
 
 
