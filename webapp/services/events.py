@@ -6,13 +6,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..catalogue import INGESTIBLE, TEST_EVENT_TYPE
 from ..extensions import db
 from ..ids import new_id
-from ..models import Agent, ApiKey, Delivery, Endpoint, Event, IdempotencyKey, utcnow
+from ..models import PENDING, Agent, ApiKey, Delivery, Endpoint, Event, IdempotencyKey, utcnow
 from ..queue import Next, enqueue_due
 from ..tenancy import require_tenant
 from . import budget, schemas
@@ -171,25 +171,30 @@ def _body(event_id: str, event_type: str, occurred_at: datetime, agent: Agent | 
 
 def _store(event_type: str, agent: Agent | None, fields: dict, endpoints: list[Endpoint],
            api_key_id: str | None = None, trace: Trace | None = None) -> tuple[Event, list[Next], set[str]]:
-    """Add the event and its deliveries to the session. Returns them with the ids of the deliveries to
-    paced endpoints (which the queue treats apart)."""
+    """Insert the event and its deliveries (uncommitted). Returns the event, its deliveries and the ids of
+    those to paced endpoints (which the queue treats apart).
+
+    Bulk INSERTs, not the unit of work: the rows are new and final, and this is every event's path (the
+    ORM's flush bookkeeping was a tenth of an ingest's CPU). The tenant is set here explicitly."""
     now = utcnow()
+    tenant_id = require_tenant()
     occurred_at = fields.get("occurred_at") or now
     event_id = new_id("evt")  # needed before insert: the body carries it
     trace = trace or Trace()
-    event = Event(id=event_id, type=event_type, agent_id=agent.id if agent else None,
-                  conversation_id=fields.get("conversation_id"), run_id=fields.get("run_id"),
-                  parent_event_id=fields.get("parent_event_id"), traceparent=trace.traceparent,
-                  tracestate=trace.tracestate, api_key_id=api_key_id, occurred_at=occurred_at, received_at=now,
-                  body=_body(event_id, event_type, occurred_at, agent, fields))
-    db.session.add(event)
-    deliveries = [Delivery(event_id=event.id, endpoint_id=endpoint.id, event_type=event_type,
-                           agent_id=event.agent_id, next_attempt_at=now, enqueued_at=now)
+    event = dict(id=event_id, tenant_id=tenant_id, type=event_type, agent_id=agent.id if agent else None,
+                 conversation_id=fields.get("conversation_id"), run_id=fields.get("run_id"),
+                 parent_event_id=fields.get("parent_event_id"), traceparent=trace.traceparent,
+                 tracestate=trace.tracestate, api_key_id=api_key_id, occurred_at=occurred_at, received_at=now,
+                 body=_body(event_id, event_type, occurred_at, agent, fields))
+    db.session.execute(insert(Event), [event])
+    deliveries = [dict(id=new_id("dlv"), tenant_id=tenant_id, event_id=event_id, endpoint_id=endpoint.id,
+                       event_type=event_type, agent_id=event["agent_id"], status=PENDING, attempt_count=0,
+                       manual_pending=False, next_attempt_at=now, enqueued_at=now, created_at=now, updated_at=now)
                   for endpoint in endpoints]
-    db.session.add_all(deliveries)
-    db.session.flush()
-    paced = {d.id for d, endpoint in zip(deliveries, endpoints) if endpoint.rate_limit}
-    return event, [Next(d.id) for d in deliveries], paced
+    if deliveries:
+        db.session.execute(insert(Delivery), deliveries)
+    paced = {d["id"] for d, endpoint in zip(deliveries, endpoints) if endpoint.rate_limit}
+    return Event(**event), [Next(d["id"]) for d in deliveries], paced
 
 
 def _queue(tenant_id: str, deliveries: list[Next], paced: set[str]) -> None:
