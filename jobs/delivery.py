@@ -214,20 +214,27 @@ def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED, slot_res
 
 
 def _claim_batch(tenant_id: str) -> list[Delivery]:
-    """Lease up to BATCH of the tenant's due deliveries, earliest first, in one statement; at most a lane's
-    width per endpoint, none of an endpoint whose lane is full in this process, none of a paced endpoint
-    (each of those waits for its own slot, in ``deliver``). Returns them with their endpoints and events."""
+    """Lease up to BATCH of the tenant's due deliveries, earliest first, in one statement. None of a paced
+    endpoint (each of those waits for its own slot, in ``deliver``), none of an endpoint whose lane is full
+    in this process, and no more than a lane's width of one that is slow to answer (the rest would wait in
+    its lane while their claims ran out). Returns them with their endpoints and events."""
     now = utcnow()
     endpoints = select(Endpoint.id).where(Endpoint.tenant_id == tenant_id, Endpoint.rate_limit.is_(None))
     if full := lanes.full():
         endpoints = endpoints.where(Endpoint.id.not_in(full))
-    # The earliest due rows (bounded, so a backlog costs no more than a short one), then a lane's worth of each.
     due = (select(Delivery.id, Delivery.endpoint_id, Delivery.next_attempt_at)
            .where(Delivery.tenant_id == tenant_id, *_claimable(now), Delivery.endpoint_id.in_(endpoints))
-           .order_by(Delivery.next_attempt_at).limit(BATCH * 5).subquery())
-    ranked = select(due.c.id, func.row_number().over(partition_by=due.c.endpoint_id,
-                                                     order_by=(due.c.next_attempt_at, due.c.id)).label("n")).subquery()
-    chosen = select(ranked.c.id).where(ranked.c.n <= lanes.width).limit(BATCH)
+           .order_by(Delivery.next_attempt_at))
+    if slow := lanes.slow():
+        # Among the earliest due rows (bounded, so a backlog costs no more than a short one): number
+        # each endpoint's, and keep a lane's width of the slow ones.
+        due = due.limit(BATCH * 5).subquery()
+        ranked = select(due.c.id, due.c.endpoint_id, func.row_number().over(
+            partition_by=due.c.endpoint_id, order_by=(due.c.next_attempt_at, due.c.id)).label("n")).subquery()
+        chosen = (select(ranked.c.id).where(or_(ranked.c.n <= lanes.width, ranked.c.endpoint_id.not_in(slow)))
+                  .limit(BATCH))
+    else:
+        chosen = select(due.limit(BATCH).subquery().c.id)
     ids = db.session.scalars(
         update(Delivery).where(Delivery.id.in_(chosen), *_claimable(now)).values(lease_until=_lease(now))
         .returning(Delivery.id).execution_options(synchronize_session=False)).all()

@@ -38,6 +38,11 @@ class Lanes:
     def is_slow(self, endpoint_id: str) -> bool:
         return endpoint_id in self._slow
 
+    def slow(self) -> list[str]:
+        """Endpoints whose last attempt took longer than SLOW_SECONDS."""
+        with self._lock:
+            return list(self._slow)
+
     def submit(self, endpoint_id: str, fn, *args) -> Future:
         """Run ``fn(*args)`` in the endpoint's lane: at once if it has room, else after its earlier attempts."""
         future: Future = Future()
@@ -62,7 +67,8 @@ class Lanes:
                 future.set_exception(exc)
             else:
                 # (Known before the result is handed on: a drain deciding what to wait for sees it.)
-                (self._slow.add if time.monotonic() - started > SLOW_SECONDS else self._slow.discard)(endpoint_id)
+                with self._lock:
+                    (self._slow.add if time.monotonic() - started > SLOW_SECONDS else self._slow.discard)(endpoint_id)
                 future.set_result(result)
         with self._lock:
             self._running[endpoint_id] -= 1
