@@ -56,7 +56,7 @@ def sweep_once() -> int:
             if enqueue_deliveries(tenant_id, [d for d, _ in items], job_ids=[j for _, j in items]):
                 queued += len(items)
         for tenant_id, count in drains.items():
-            if wake_drain(tenant_id):
+            if wake_drain(tenant_id, force=True):
                 queued += count
         # Everything looked at is either queued or known to be waiting: leave it be for a while.
         ids = [row.id for row in rows]

@@ -111,14 +111,16 @@ def enqueue_due(tenant_id: str, deliveries, paced: set[str] | frozenset = frozen
     return queued
 
 
-def wake_drain(tenant_id: str) -> bool:
+def wake_drain(tenant_id: str, force: bool = False) -> bool:
     """Make sure a drain job (jobs.delivery.deliver_due) will look at the tenant's due deliveries after
-    this call: queue one unless one is waiting already. Returns False if Redis refused."""
+    this call: queue one unless one is waiting already. Returns False if Redis refused.
+
+    ``force``: queue one whatever the key says (the sweep: the key may outlive a job that Redis lost)."""
     queue = delivery_queue(tenant_id)
     key = _DRAIN_WAITING.format(tenant_id)
     try:
         connection = redis_connection()
-        if not connection.set(key, "1", nx=True, ex=DRAIN_WAITING_TTL):
+        if not connection.set(key, "1", nx=not force, ex=DRAIN_WAITING_TTL):
             return True  # a waiting job will claim what was committed before now
         job = Queue.prepare_data(DRAIN_JOB, args=(tenant_id,), job_id=f"drain-{tenant_id}-{time.time_ns()}",
                                  **_job_options())
