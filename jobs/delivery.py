@@ -29,7 +29,7 @@ from webapp.tenancy import tenant_scope
 
 from . import sender
 from .context import job_context
-from .lanes import lanes
+from .lanes import SLOW_SECONDS, lanes
 from .pacing import hold, reserve_slot
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,6 @@ LEASE_HEADROOM = 10
 # Deliveries a drain claims at a time: enough to pay RQ's and the database's fixed costs once for many,
 # few enough that tenants sharing a worker take turns often (the shards are served round robin).
 BATCH = 20
-# How long a drain waits for its batch's attempts; slower ones are recorded by their lane when they end.
-# (It does not wait at all for an endpoint whose last attempt was slower than that: jobs/lanes.py.)
-PATIENCE = 0.5
 
 
 def _claimable(now):
@@ -268,7 +265,10 @@ def deliver_due(tenant_id: str) -> None:
         db.session.commit()  # the claims are ours; hold no transaction open across the HTTP calls
         futures = {lanes.submit(send.endpoint_id, _attempt, send): send for send in sends}
         expected_slow = {f for f, send in futures.items() if lanes.is_slow(send.endpoint_id)}
-        done, slow = wait(futures.keys() - expected_slow, timeout=PATIENCE)
+        # Wait a moment for the batch, not for a slow receiver: its lane records it when it answers.
+        done, slow = wait(futures.keys() - expected_slow, timeout=SLOW_SECONDS)
+        for future in slow:
+            lanes.mark_slow(futures[future].endpoint_id)
         for future in slow | expected_slow:
             future.add_done_callback(lambda f, send=futures[future]: _record_later(app, tenant_id, send, f))
         if done:

@@ -17,7 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 LANE_WIDTH = 8
 # Threads per process: lanes of several slow endpoints fit beside the fast ones.
 THREADS = 32
-# An endpoint whose last attempt took longer than this is "slow": a drain does not wait for its attempts.
+# How long a drain waits for its batch's attempts. An endpoint whose attempt takes longer is "slow": the
+# drain leaves it to its lane and, until one of its attempts is quick again, does not wait for it at all.
 SLOW_SECONDS = 0.5
 
 
@@ -37,6 +38,12 @@ class Lanes:
 
     def is_slow(self, endpoint_id: str) -> bool:
         return endpoint_id in self._slow
+
+    def mark_slow(self, endpoint_id: str) -> None:
+        """An attempt to the endpoint is taking longer than SLOW_SECONDS: treat it as slow from now on,
+        not only once that attempt ends (until one of its attempts is fast again)."""
+        with self._lock:
+            self._slow.add(endpoint_id)
 
     def slow(self) -> list[str]:
         """Endpoints whose last attempt took longer than SLOW_SECONDS."""
