@@ -219,7 +219,8 @@ class Delivery(TenantMixin, db.Model):
         Index("ix_deliveries_tenant_id_id", "tenant_id", "id"),
         Index("ix_deliveries_tenant_status_id", "tenant_id", "status", "id"),
         Index("ix_deliveries_tenant_endpoint_id", "tenant_id", "endpoint_id", "id"),
-        Index("ix_deliveries_due", "next_attempt_at"),
+        Index("ix_deliveries_due", "next_attempt_at"),  # the sweep: every tenant's due deliveries
+        Index("ix_deliveries_tenant_due", "tenant_id", "next_attempt_at"),  # a drain: one tenant's
         # The live log polls for what changed since its last poll.
         Index("ix_deliveries_tenant_updated", "tenant_id", "updated_at"),
         # Retention prunes by age.
