@@ -1,6 +1,6 @@
 """Concurrent sending inside a worker process: one lane per destination.
 
-A drain job (jobs/delivery.py) hands its batch's HTTP attempts to these threads instead of sending them
+A drain job (jobs/drain.py) hands its batch's HTTP attempts to these threads instead of sending them
 one after another. Each endpoint gets at most ``LANE_WIDTH`` attempts in flight per process, so a receiver
 that takes seconds to answer holds a few threads of its own lane, never the job or the other endpoints'
 deliveries: the job stops waiting for it after a moment and the lane records the outcome when it comes.

@@ -17,7 +17,7 @@ from rq.job import Job, JobStatus
 log = logging.getLogger(__name__)
 
 DELIVER_JOB = "jobs.delivery.deliver"
-DRAIN_JOB = "jobs.delivery.deliver_due"
+DRAIN_JOB = "jobs.drain.deliver_due"
 # While a tenant's drain job waits in its queue, this key says so: one waiting drain job serves every
 # delivery committed before it starts, so further wake-ups need not queue another. The TTL bounds the
 # damage of a key whose job was lost some other way (a second job is harmless: claims are atomic).
@@ -112,7 +112,7 @@ def enqueue_due(tenant_id: str, deliveries, paced: set[str] | frozenset = frozen
 
 
 def wake_drain(tenant_id: str, force: bool = False) -> bool:
-    """Make sure a drain job (jobs.delivery.deliver_due) will look at the tenant's due deliveries after
+    """Make sure a drain job (jobs.drain.deliver_due) will look at the tenant's due deliveries after
     this call: queue one unless one is waiting already. Returns False if Redis refused.
 
     ``force``: queue one whatever the key says (the sweep: the key may outlive a job that Redis lost)."""

@@ -1,0 +1,129 @@
+"""One attempt of a delivery, from its claimed row to its recorded outcome: what both delivery jobs share
+(jobs/delivery.py attempts one delivery, jobs/drain.py a batch of them)."""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from flask import current_app
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import joinedload
+
+from webapp import __version__
+from webapp.extensions import db
+from webapp.models import FAILED, MANUAL, PENDING, RETRYING, SCHEDULED, Delivery, Endpoint, Event, utcnow
+from webapp.queue import enqueue_deliveries, enqueue_deliveries_at, next_of, wake_drain
+from webapp.services.deliveries import Outcome, record_outcome
+from webapp.services.endpoints import signing_secrets
+from webapp.signing import signature_header
+
+from . import sender
+
+log = logging.getLogger(__name__)
+# How long past the attempt's own timeout a claim lasts; a worker killed mid-attempt frees it then.
+LEASE_HEADROOM = 10
+
+
+def claimable(now):
+    """Due, and nobody holds it: the conditions of every claim."""
+    return (or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+            Delivery.next_attempt_at <= now,
+            or_(Delivery.manual_pending.is_(True), Delivery.status.in_((PENDING, RETRYING))))
+
+
+def lease_from(now):
+    return now + timedelta(seconds=current_app.config["DELIVERY_TIMEOUT"] + LEASE_HEADROOM)
+
+
+# The event's run, parent and W3C Trace Context go along as headers when it has them (the run and parent
+# are in the signed body too; these copies are for routing and tracing without parsing it).
+_CONTEXT_HEADERS = (("agenthooks-run-id", "run_id"), ("agenthooks-parent-event-id", "parent_event_id"),
+                    ("traceparent", "traceparent"), ("tracestate", "tracestate"))
+
+
+def headers_for(event: Event, endpoint: Endpoint) -> dict:
+    timestamp = int(time.time())
+    headers = {
+        "content-type": "application/json",
+        "user-agent": f"AgentHooks/{__version__}",
+        "webhook-id": event.id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(event.id, timestamp, event.body, signing_secrets(endpoint)),
+    }
+    for header, attribute in _CONTEXT_HEADERS:
+        value = getattr(event, attribute)
+        if value:
+            headers[header] = value
+    return headers
+
+
+class Send(NamedTuple):
+    """One attempt to make, read from the claimed rows before their transaction ends."""
+
+    delivery_id: str
+    endpoint_id: str
+    url: str
+    body: str
+    headers: dict
+    trigger: str  # MANUAL for a resend, else SCHEDULED
+    lease_until: datetime
+    timeout: float
+    allow_private: bool
+
+
+def prepare(delivery: Delivery) -> Send | None:
+    """What the claimed delivery's attempt needs; None when it is settled without one (endpoint disabled)."""
+    endpoint, event = delivery.endpoint, delivery.event
+    trigger = MANUAL if delivery.manual_pending else SCHEDULED
+    if not endpoint.enabled and trigger == SCHEDULED:
+        delivery.status, delivery.next_attempt_at, delivery.lease_until = FAILED, None, None
+        delivery.last_error = "endpoint disabled"
+        return None
+    config = current_app.config
+    return Send(delivery.id, endpoint.id, endpoint.url, event.body, headers_for(event, endpoint), trigger,
+                 delivery.lease_until, config["DELIVERY_TIMEOUT"], config["ALLOW_PRIVATE_DESTINATIONS"])
+
+
+def attempt(send: Send) -> Outcome | None:
+    """POST it (in any thread: it needs no app context). None when its claim would run out before the
+    attempt could end (it waited in its lane too long): it is handed back unattempted, never sent twice."""
+    if utcnow() + timedelta(seconds=send.timeout + 1) > send.lease_until:
+        return None
+    return sender.post(send.url, send.body, send.headers, timeout=send.timeout, allow_private=send.allow_private)
+
+
+def record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
+    """Store attempts' outcomes in one transaction, then queue what follows each (a retry, a resend)."""
+    handed_back = [send for send, outcome in results if outcome is None]
+    results = [(send, outcome) for send, outcome in results if outcome is not None]
+    for send in handed_back:  # only while the claim is still ours (<=: a later claim has a later lease)
+        db.session.execute(update(Delivery).where(Delivery.id == send.delivery_id,
+                                                  Delivery.lease_until <= send.lease_until)
+                           .values(lease_until=None).execution_options(synchronize_session=False))
+    rows = {d.id: d for d in db.session.scalars(
+        select(Delivery).where(Delivery.id.in_([send.delivery_id for send, _ in results]))
+        .options(joinedload(Delivery.endpoint)).execution_options(populate_existing=True))}
+    resends, retries = [], []
+    for send, outcome in results:
+        delivery = rows[send.delivery_id]
+        # A resend may have been asked for while this scheduled attempt was in flight.
+        resend_waiting = send.trigger == SCHEDULED and delivery.manual_pending
+        delay = record_outcome(delivery, delivery.endpoint, outcome, send.trigger)
+        if resend_waiting:
+            delivery.manual_pending, delivery.next_attempt_at, delivery.enqueued_at = True, utcnow(), utcnow()
+            resends.append(next_of(delivery))
+        elif delay is not None:
+            retries.append((delay, next_of(delivery)))  # read before the commit expires the row
+        log.info("delivery %s attempt %d: %s", delivery.id, delivery.attempt_count,
+                 outcome.error or outcome.response_status)
+    db.session.commit()
+    if resends:
+        enqueue_deliveries(tenant_id, resends, MANUAL)
+    if retries and not enqueue_deliveries_at(retries, tenant_id):
+        db.session.execute(update(Delivery).where(Delivery.id.in_([d.id for _, d in retries]))
+                           .values(enqueued_at=None).execution_options(synchronize_session=False))
+        db.session.commit()
+    if handed_back:
+        wake_drain(tenant_id)

@@ -1,0 +1,106 @@
+"""The drain job: attempt a tenant's due deliveries in batches. Ingest and the sweep wake it
+(webapp/queue.py: one waiting drain serves every delivery committed before it starts). Each batch is
+claimed in one statement, sent concurrently in per-endpoint lanes (jobs/lanes.py) and recorded in one
+transaction, so RQ's bookkeeping and the commits are paid once per batch, not per delivery."""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import wait
+
+from flask import current_app
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import joinedload
+
+from webapp.extensions import db
+from webapp.models import Delivery, Endpoint, utcnow
+from webapp.queue import drain_started, wake_drain
+from webapp.tenancy import tenant_scope
+
+from .attempts import Send, attempt, claimable, lease_from, prepare, record
+from .context import job_context
+from .lanes import SLOW_SECONDS, lanes
+
+log = logging.getLogger(__name__)
+# Deliveries a drain claims at a time: enough to pay RQ's and the database's fixed costs once for many,
+# few enough that tenants sharing a worker take turns often (the shards are served round robin).
+BATCH = 20
+# A drain's turn: it claims batch after batch for this long (each batch a claim and a commit, not a new
+# job's ~28 Redis commands), then queues its successor behind the other tenants' drains on its shard.
+TURN_SECONDS = 0.1
+
+
+def _claim_batch(tenant_id: str) -> list[Delivery]:
+    """Lease up to BATCH of the tenant's due deliveries, earliest first, in one statement. None of a paced
+    endpoint (each of those waits for its own slot, in ``deliver``), none of an endpoint whose lane is full
+    in this process, and no more than a lane's width of one that is slow to answer (the rest would wait in
+    its lane while their claims ran out). Returns them with their endpoints and events."""
+    now = utcnow()
+    endpoints = select(Endpoint.id).where(Endpoint.tenant_id == tenant_id, Endpoint.rate_limit.is_(None))
+    if full := lanes.full():
+        endpoints = endpoints.where(Endpoint.id.not_in(full))
+    due = (select(Delivery.id, Delivery.endpoint_id, Delivery.next_attempt_at)
+           .where(Delivery.tenant_id == tenant_id, *claimable(now), Delivery.endpoint_id.in_(endpoints))
+           .order_by(Delivery.next_attempt_at))
+    if slow := lanes.slow():
+        # Among the earliest due rows (bounded, so a backlog costs no more than a short one): number
+        # each endpoint's, and keep a lane's width of the slow ones.
+        due = due.limit(BATCH * 5).subquery()
+        ranked = select(due.c.id, due.c.endpoint_id, func.row_number().over(
+            partition_by=due.c.endpoint_id, order_by=(due.c.next_attempt_at, due.c.id)).label("n")).subquery()
+        chosen = (select(ranked.c.id).where(or_(ranked.c.n <= lanes.width, ranked.c.endpoint_id.not_in(slow)))
+                  .limit(BATCH))
+    else:
+        chosen = select(due.limit(BATCH).subquery().c.id)
+    ids = db.session.scalars(
+        update(Delivery).where(Delivery.id.in_(chosen), *claimable(now)).values(lease_until=lease_from(now))
+        .returning(Delivery.id).execution_options(synchronize_session=False)).all()
+    if not ids:
+        return []
+    return list(db.session.scalars(select(Delivery).where(Delivery.id.in_(ids)).order_by(Delivery.next_attempt_at)
+                                   .options(joinedload(Delivery.endpoint), joinedload(Delivery.event))))
+
+
+def _record_later(app, tenant_id: str, send: Send, future) -> None:
+    """Record an attempt that outlasted its drain's patience, in the lane thread that made it."""
+    try:
+        with app.app_context(), tenant_scope(tenant_id):
+            try:
+                record(tenant_id, [(send, future.result())])
+            finally:
+                db.session.remove()
+        wake_drain(tenant_id)  # its lane has room again: deliveries left for it can be claimed
+    except Exception:  # the claim runs out and the sweep queues the delivery again; logged with its traceback
+        log.exception("could not record the attempt of delivery %s", send.delivery_id)
+
+
+def _drain_batch(app, tenant_id: str) -> int:
+    """Claim a batch, attempt it, record what ended within the patience; returns how many were claimed."""
+    claimed = _claim_batch(tenant_id)
+    sends = [send for send in map(prepare, claimed) if send is not None]
+    db.session.commit()  # the claims are ours; hold no transaction open across the HTTP calls
+    futures = {lanes.submit(send.endpoint_id, attempt, send): send for send in sends}
+    expected_slow = {f for f, send in futures.items() if lanes.is_slow(send.endpoint_id)}
+    # Wait a moment for the batch, not for a slow receiver: its lane records it when it answers.
+    done, slow = wait(futures.keys() - expected_slow, timeout=SLOW_SECONDS)
+    for future in slow:
+        lanes.mark_slow(futures[future].endpoint_id)
+    for future in slow | expected_slow:
+        future.add_done_callback(lambda f, send=futures[future]: _record_later(app, tenant_id, send, f))
+    if done:
+        record(tenant_id, [(futures[future], future.result()) for future in done])
+    return len(claimed)
+
+
+def deliver_due(tenant_id: str) -> None:
+    """The drain job: attempt the tenant's due deliveries batch after batch, for one turn at most."""
+    drain_started(tenant_id)  # from here on, a wake-up queues a new drain: nothing committed is missed
+    turn_ends = time.monotonic() + TURN_SECONDS
+    with job_context(tenant_id):
+        app = current_app._get_current_object()
+        while _drain_batch(app, tenant_id):
+            if time.monotonic() > turn_ends:
+                break
+        else:
+            return  # nothing (more) is due now; what is committed later wakes a drain of its own
+    wake_drain(tenant_id)  # more may be due: at the back of the shard's queue, so other tenants go first
