@@ -11,9 +11,9 @@ workers (`flask worker`, the Procfile's worker), and a fast receiver (its own pr
 share the GIL with the measuring code). In one run it prints:
 
 - raw ceiling: one process, one keep-alive requests.Session, signing and POSTing the same ~1.2 KiB body;
-- ingest and end to end with one endpoint, latency at a steady half of that end-to-end rate, then with
-  10 endpoints per event (fan-out), then beside a receiver that takes 5 s (the other endpoints' rate with
-  it, as a ratio to without);
+- ingest and end to end with one endpoint, latency at a steady half of that end-to-end rate, the
+  workers' delivery capacity on a backlog (no ingest beside them), then with 10 endpoints per event
+  (fan-out), then beside a receiver that takes 5 s (the other endpoints' rate with it, as a ratio to without);
 - scale: the log page and GET /api/v1/deliveries, first page and filtered, at --scale bulk-loaded rows;
 - CPU by process group and peak RSS of web and worker processes. Rates also as ratios to the raw ceiling.
 bench/RESULTS.md has the figures of this machine.
@@ -437,6 +437,25 @@ def run(args, tmp: Path, stack: Stack) -> None:
     print(f"at half the end-to-end rate: accept-to-receipt p50 {steady['e2e_p50']:.0f} ms, "
           f"p99 {steady['e2e_p99']:.0f} ms", flush=True)
 
+    # Delivery capacity: the workers alone on a backlog (stopped while the events are accepted, then
+    # started), from the first receipt to the last: what the delivery side can do without ingest beside it.
+    worker_peaks = [peak_rss_mib(pid) for pid in worker_pids]
+    for worker in workers:
+        os.killpg(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        worker.wait(60)
+    stack.procs = [proc for proc in stack.procs if proc not in workers]
+    backlog = [r for r in ingest(base, api_key, agent_id, args.events, args.concurrency) if r["status"] == 202]
+    backlog_ids = {r["id"] for r in backlog}
+    workers = [stack.spawn(f"worker{i}-again", flask + ["worker"], env) for i in range(args.workers)]
+    wait_until(lambda: len({i for i, _, _ in read_receipts(receipts) if i in backlog_ids}) >= len(backlog_ids),
+               args.timeout, "the backlog to be delivered", stack)
+    times = sorted(at for i, _, at in read_receipts(receipts) if i in backlog_ids)
+    capacity = (len(times) - 1) / (times[-1] - times[0])
+    print(f"[backlog of {len(backlog_ids)}] delivery capacity of {args.workers} workers: {capacity:.0f} deliveries/s "
+          f"(first to last receipt {times[-1] - times[0]:.1f} s); {capacity / ceiling:.3f}x raw ceiling", flush=True)
+    worker_pids = [pid for w in workers for pid in [w.pid] + children_of(w.pid)]
+
     if args.fanout_events:
         # Fan-out: every event to 10 endpoints.
         for i in range(args.endpoints, 10):
@@ -479,6 +498,8 @@ def run(args, tmp: Path, stack: Stack) -> None:
           + ", ".join(f"{peak_rss_mib(p):.0f} MiB" for p in gunicorn_workers)
           + f" (master {peak_rss_mib(web.pid):.0f} MiB); delivery workers "
           + ", ".join(f"{peak_rss_mib(w.pid):.0f} MiB" for w in workers)
+          + " (before their restart for the backlog, with their schedulers: "
+          + ", ".join(f"{peak:.0f} MiB" for peak in worker_peaks) + ")"
           + " (RQ scheduler children " + ", ".join(f"{peak_rss_mib(p):.0f} MiB" for p in worker_pids
                                                   if p not in {w.pid for w in workers}) + ")", flush=True)
 
