@@ -31,29 +31,33 @@ TURN_SECONDS = 0.1
 
 
 def _claim_batch(tenant_id: str) -> list[Delivery]:
-    """Lease up to BATCH of the tenant's due deliveries, earliest first, in one statement. None of a paced
-    endpoint (each of those waits for its own slot, in ``deliver``), none of an endpoint whose lane is full
-    in this process, and no more than a lane's width of one that is slow to answer (the rest would wait in
-    its lane while their claims ran out). Returns them with their endpoints and events."""
+    """Lease up to BATCH of the tenant's due deliveries, earliest first. None of a paced endpoint (each of
+    those waits for its own slot, in ``deliver``), none of an endpoint whose lane is full in this process,
+    and no more than a lane's width of one that is slow to answer (the rest would wait in its lane while
+    their claims ran out). Returns them with their endpoints and events.
+
+    Two plain statements, choose then claim by primary key: as one UPDATE with the choice as a subquery,
+    PostgreSQL may run the subquery again for every due row. PostgreSQL skips rows that another worker is
+    claiming at this moment; the claim's own conditions settle any other race (and SQLite's)."""
     now = utcnow()
     endpoints = select(Endpoint.id).where(Endpoint.tenant_id == tenant_id, Endpoint.rate_limit.is_(None))
     if full := lanes.full():
         endpoints = endpoints.where(Endpoint.id.not_in(full))
-    due = (select(Delivery.id, Delivery.endpoint_id, Delivery.next_attempt_at)
-           .where(Delivery.tenant_id == tenant_id, *claimable(now), Delivery.endpoint_id.in_(endpoints))
-           .order_by(Delivery.next_attempt_at))
+    chosen = (select(Delivery.id, Delivery.endpoint_id, Delivery.next_attempt_at)
+              .where(Delivery.tenant_id == tenant_id, *claimable(now), Delivery.endpoint_id.in_(endpoints))
+              .order_by(Delivery.next_attempt_at).with_for_update(skip_locked=True))
     if slow := lanes.slow():
         # Among the earliest due rows (bounded, so a backlog costs no more than a short one): number
         # each endpoint's, and keep a lane's width of the slow ones.
-        due = due.limit(BATCH * 5).subquery()
+        due = chosen.limit(BATCH * 5).subquery()
         ranked = select(due.c.id, due.c.endpoint_id, func.row_number().over(
             partition_by=due.c.endpoint_id, order_by=(due.c.next_attempt_at, due.c.id)).label("n")).subquery()
-        chosen = (select(ranked.c.id).where(or_(ranked.c.n <= lanes.width, ranked.c.endpoint_id.not_in(slow)))
-                  .limit(BATCH))
-    else:
-        chosen = select(due.limit(BATCH).subquery().c.id)
+        chosen = select(ranked.c.id).where(or_(ranked.c.n <= lanes.width, ranked.c.endpoint_id.not_in(slow)))
+    chosen_ids = db.session.scalars(chosen.limit(BATCH)).all()
+    if not chosen_ids:
+        return []
     ids = db.session.scalars(
-        update(Delivery).where(Delivery.id.in_(chosen), *claimable(now)).values(lease_until=lease_from(now))
+        update(Delivery).where(Delivery.id.in_(chosen_ids), *claimable(now)).values(lease_until=lease_from(now))
         .returning(Delivery.id).execution_options(synchronize_session=False)).all()
     if not ids:
         return []
