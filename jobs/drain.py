@@ -65,6 +65,16 @@ def _claim_batch(tenant_id: str) -> list[Delivery]:
                                    .options(joinedload(Delivery.endpoint), joinedload(Delivery.event))))
 
 
+def _prepare(delivery: Delivery) -> Send | None:
+    """``prepare``, but one delivery that cannot be prepared (say, a secret no key decrypts) does not stop
+    the rest of its batch: it keeps its claim, which runs out, and is tried again then."""
+    try:
+        return prepare(delivery)
+    except Exception:  # logged with its traceback
+        log.exception("could not prepare delivery %s", delivery.id)
+        return None
+
+
 def _record_later(app, tenant_id: str, send: Send, future) -> None:
     """Record an attempt that outlasted its drain's patience, in the lane thread that made it."""
     try:
@@ -81,7 +91,7 @@ def _record_later(app, tenant_id: str, send: Send, future) -> None:
 def _drain_batch(app, tenant_id: str) -> int:
     """Claim a batch, attempt it, record what ended within the patience; returns how many were claimed."""
     claimed = _claim_batch(tenant_id)
-    sends = [send for send in map(prepare, claimed) if send is not None]
+    sends = [send for send in map(_prepare, claimed) if send is not None]
     db.session.commit()  # the claims are ours; hold no transaction open across the HTTP calls
     futures = {lanes.submit(send.endpoint_id, attempt, send): send for send in sends}
     expected_slow = {f for f, send in futures.items() if lanes.is_slow(send.endpoint_id)}

@@ -232,3 +232,26 @@ def test_event_accepted_while_redis_is_down_is_delivered_once_it_is_back(app, te
     request = receiver.wait_for(1, timeout=30)[0]
     assert request.headers["webhook-id"] == accepted["id"]
     wait_for_status(tenant.api, delivery_of(tenant.api, accepted["id"])["id"], "succeeded")
+
+
+def test_a_delivery_that_cannot_be_signed_does_not_hold_up_the_rest_of_its_batch(app, tenant, receiver, worker):
+    """An endpoint whose stored secret no key decrypts (ENCRYPTION_KEY changed without ENCRYPTION_KEYS_OLD)
+    cannot be signed for; the other endpoint's deliveries of the same events still go out at once."""
+    from sqlalchemy import update
+
+    from webapp.extensions import db
+    from webapp.models import Endpoint
+    from webapp.tenancy import tenant_scope
+
+    agent = make_agent(tenant.api)
+    broken = make_endpoint(tenant.api, receiver.url + "?broken")
+    make_endpoint(tenant.api, receiver.url + "?fine")
+    with app.app_context(), tenant_scope(tenant.id):
+        db.session.execute(update(Endpoint).where(Endpoint.id == broken["id"])
+                           .values(secret_encrypted="gAAAAA-not-a-token-any-key-opens"))
+        db.session.commit()
+    events = [send(tenant.api, agent["id"])["id"] for _ in range(5)]
+    received = receiver.wait_for(5)
+    assert sorted(r.headers["webhook-id"] for r in received) == sorted(events)
+    time.sleep(1)
+    assert {r.path.rsplit("?", 1)[1] for r in receiver.requests} == {"fine"}
