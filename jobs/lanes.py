@@ -12,10 +12,11 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
-# Attempts in flight to one endpoint from one worker process. (The pool's keep-alive connections per
-# host, jobs/sender.py, match it.)
+# Attempts in flight to one endpoint from one worker process.
 LANE_WIDTH = 8
-# Threads per process: lanes of several slow endpoints fit beside the fast ones.
+# Threads per process: lanes of several slow endpoints fit beside the fast ones. The sender keeps as many
+# connections alive per host (jobs/sender.py): endpoints often share a host, and a connection that does
+# not fit in its pool is closed after one request.
 THREADS = 32
 # How long a drain waits for its batch's attempts. An endpoint whose attempt takes longer is "slow": the
 # drain leaves it to its lane and, until one of its attempts is quick again, does not wait for it at all.

@@ -33,7 +33,7 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from webapp import destinations
 from webapp.services.deliveries import Outcome
 
-from .lanes import LANE_WIDTH
+from .lanes import THREADS
 
 MAX_RESPONSE_BODY = 4096
 MAX_ERROR_LENGTH = 200
@@ -181,7 +181,7 @@ class _HTTPSPool(HTTPSConnectionPool):
 
 def pool_manager(ca_certs: str | None = None) -> urllib3.PoolManager:
     """Connection pools that only ever open guarded connections; keep-alive connections are reused."""
-    manager = urllib3.PoolManager(num_pools=100, maxsize=LANE_WIDTH, block=False, retries=False,
+    manager = urllib3.PoolManager(num_pools=100, maxsize=THREADS, block=False, retries=False,
                                   ca_certs=ca_certs or certifi.where())
     manager.pool_classes_by_scheme = {"http": _Pool, "https": _HTTPSPool}
     return manager
