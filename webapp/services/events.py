@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from ..catalogue import INGESTIBLE, TEST_EVENT_TYPE
 from ..extensions import db
 from ..ids import new_id
-from ..models import PENDING, Agent, ApiKey, Delivery, Endpoint, Event, IdempotencyKey, utcnow
+from ..models import Agent, ApiKey, Delivery, Endpoint, Event, IdempotencyKey, utcnow
 from ..queue import Next, enqueue_due
 from ..tenancy import require_tenant
 from . import budget, schemas
@@ -187,9 +187,9 @@ def _store(event_type: str, agent: Agent | None, fields: dict, endpoints: list[E
                  tracestate=trace.tracestate, api_key_id=api_key_id, occurred_at=occurred_at, received_at=now,
                  body=_body(event_id, event_type, occurred_at, agent, fields))
     db.session.execute(insert(Event), [event])
+    # Status, attempt count and timestamps come from the model's column defaults, as with the ORM.
     deliveries = [dict(id=new_id("dlv"), tenant_id=tenant_id, event_id=event_id, endpoint_id=endpoint.id,
-                       event_type=event_type, agent_id=event["agent_id"], status=PENDING, attempt_count=0,
-                       manual_pending=False, next_attempt_at=now, enqueued_at=now, created_at=now, updated_at=now)
+                       event_type=event_type, agent_id=event["agent_id"], next_attempt_at=now, enqueued_at=now)
                   for endpoint in endpoints]
     if deliveries:
         db.session.execute(insert(Delivery), deliveries)
@@ -268,8 +268,8 @@ def send_test_event(endpoint_id: str) -> Accepted:
     """Send a webhook.test event to one endpoint, whatever it subscribes to."""
     endpoint = get_owned(Endpoint, endpoint_id)
     require_tenant()
-    event, queued, paced = _store(TEST_EVENT_TYPE, None, {"data": {"message": "This is a test event from AgentHooks.",
-                                                                  "endpoint_id": endpoint.id}}, [endpoint])
+    data = {"message": "This is a test event from AgentHooks.", "endpoint_id": endpoint.id}
+    event, queued, paced = _store(TEST_EVENT_TYPE, None, {"data": data}, [endpoint])
     db.session.commit()
     _queue(event.tenant_id, queued, paced)
     return Accepted(event, 1)
