@@ -10,6 +10,7 @@ from typing import NamedTuple
 from flask import current_app
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.exc import StaleDataError
 
 from webapp import __version__
 from webapp.extensions import db
@@ -95,7 +96,21 @@ def attempt(send: Send) -> Outcome | None:
 
 
 def record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
-    """Store attempts' outcomes in one transaction, then queue what follows each (a retry, a resend)."""
+    """Store attempts' outcomes in one transaction, then queue what follows each (a retry, a resend).
+    A delivery deleted while its attempt was out (with its endpoint) is left gone."""
+    try:
+        _record(tenant_id, results)
+    except StaleDataError:  # SQLite: a delete committed between this transaction's read and its write
+        db.session.rollback()
+        _record(tenant_id, results)
+
+
+def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
+    # The endpoints' rows first, in order, as deleting an endpoint takes them (its row, then through the
+    # cascade its deliveries'): a record and a delete then wait for each other instead of deadlocking,
+    # and the deliveries read below are those that outlived any delete. (PostgreSQL; SQLite has one writer.)
+    db.session.execute(select(Endpoint.id).where(Endpoint.id.in_({send.endpoint_id for send, _ in results}))
+                       .order_by(Endpoint.id).with_for_update(read=True, key_share=True))
     handed_back = [send for send, outcome in results if outcome is None]
     results = [(send, outcome) for send, outcome in results if outcome is not None]
     for send in handed_back:  # only while the claim is still ours (<=: a later claim has a later lease)
@@ -105,6 +120,9 @@ def record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
     rows = {d.id: d for d in db.session.scalars(
         select(Delivery).where(Delivery.id.in_([send.delivery_id for send, _ in results]))
         .options(joinedload(Delivery.endpoint)).execution_options(populate_existing=True))}
+    if gone := [send.delivery_id for send, _ in results if send.delivery_id not in rows]:
+        log.info("deliveries %s were deleted during their attempts", ", ".join(gone))
+        results = [(send, outcome) for send, outcome in results if send.delivery_id in rows]
     resends, retries = [], []
     for send, outcome in results:
         delivery = rows[send.delivery_id]

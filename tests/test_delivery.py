@@ -255,3 +255,35 @@ def test_a_delivery_that_cannot_be_signed_does_not_hold_up_the_rest_of_its_batch
     assert sorted(r.headers["webhook-id"] for r in received) == sorted(events)
     time.sleep(1)
     assert {r.path.rsplit("?", 1)[1] for r in receiver.requests} == {"fine"}
+
+
+def test_an_endpoint_deleted_while_its_batch_is_out_leaves_the_rest_of_the_batch_delivered_once(
+        app, tenant, receiver, worker):
+    """The endpoint goes (and its deliveries with it) while a batch holding its attempts is out, and its
+    delete is still uncommitted when the batch's outcomes come back: the batch's other deliveries are
+    recorded as delivered, each sent once, and the worker goes on."""
+    from webapp.extensions import db
+    from webapp.services.endpoints import delete_endpoint
+    from webapp.tenancy import tenant_scope
+
+    agent = make_agent(tenant.api)
+    doomed = make_endpoint(tenant.api, receiver.url + "?doomed")
+    make_endpoint(tenant.api, receiver.url + "?kept")
+    receiver.default = Reply(200, delay=0.3)  # within a drain's patience: the batch is recorded as one
+    events = [send(tenant.api, agent["id"])["id"] for _ in range(3)]
+    receiver.wait_for(1)
+    with app.app_context(), tenant_scope(tenant.id):
+        delete_endpoint(doomed["id"])  # the cascade holds the rows of its deliveries until the commit
+        time.sleep(1.5)  # while the attempts come back and their outcomes are recorded
+        db.session.commit()
+    for event_id in events:
+        (kept,) = tenant.api.get(f"/api/v1/events/{event_id}").json["deliveries"]
+        delivered = wait_for_status(tenant.api, kept["id"], "succeeded", timeout=8)
+        assert delivered["attempt_count"] == 1
+    events.append(send(tenant.api, agent["id"])["id"])  # the worker goes on
+
+    def kept_requests():
+        return [r.headers["webhook-id"] for r in receiver.requests if r.path.endswith("?kept")]
+    wait_until(lambda: len(kept_requests()) >= len(events), message="the next event to be delivered")
+    time.sleep(1)
+    assert sorted(kept_requests()) == sorted(events)
