@@ -8,15 +8,16 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
 from webapp import __version__
 from webapp.extensions import db
-from webapp.models import FAILED, MANUAL, PENDING, RETRYING, SCHEDULED, Delivery, Endpoint, Event, utcnow
-from webapp.queue import enqueue_deliveries, enqueue_deliveries_at, next_of, wake_drain
-from webapp.services.deliveries import Outcome, record_outcome
+from webapp.models import FAILED, MANUAL, PENDING, RETRYING, SCHEDULED, Attempt, Delivery, Endpoint, Event, utcnow
+from webapp.queue import Next, enqueue_deliveries, enqueue_deliveries_at, wake_drain
+from webapp.services.deliveries import Outcome, attempt_row, record_outcome
 from webapp.services.endpoints import signing_secrets
 from webapp.signing import signature_header
 
@@ -100,8 +101,8 @@ def record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
     A delivery deleted while its attempt was out (with its endpoint) is left gone."""
     try:
         _record(tenant_id, results)
-    except StaleDataError:  # SQLite: a delete committed between this transaction's read and its write
-        db.session.rollback()
+    except (StaleDataError, IntegrityError):  # SQLite: a delete committed between this transaction's read
+        db.session.rollback()                  # and its writes (an attempt of a delivery that is gone)
         _record(tenant_id, results)
 
 
@@ -117,25 +118,34 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
         db.session.execute(update(Delivery).where(Delivery.id == send.delivery_id,
                                                   Delivery.lease_until <= send.lease_until)
                            .values(lease_until=None).execution_options(synchronize_session=False))
+    # The rows locked (PostgreSQL) from this read to the commit: a resend asked for meanwhile waits for the
+    # commit and then applies in full, rather than being half overwritten by the values written here.
     rows = {d.id: d for d in db.session.scalars(
-        select(Delivery).where(Delivery.id.in_([send.delivery_id for send, _ in results]))
-        .options(joinedload(Delivery.endpoint)).execution_options(populate_existing=True))}
+        select(Delivery).where(Delivery.id.in_([send.delivery_id for send, _ in results])).order_by(Delivery.id)
+        .options(joinedload(Delivery.endpoint)).with_for_update(of=Delivery)
+        .execution_options(populate_existing=True))}
     if gone := [send.delivery_id for send, _ in results if send.delivery_id not in rows]:
         log.info("deliveries %s were deleted during their attempts", ", ".join(gone))
         results = [(send, outcome) for send, outcome in results if send.delivery_id in rows]
-    resends, retries = [], []
+    # In bulk, by primary key: the unit of work's bookkeeping for a batch's rows cost more than the writes.
+    if results:
+        db.session.execute(insert(Attempt), [attempt_row(send.delivery_id, outcome, send.trigger)
+                                             for send, outcome in results])
+    changes, resends, retries = [], [], []
     for send, outcome in results:
         delivery = rows[send.delivery_id]
-        # A resend may have been asked for while this scheduled attempt was in flight.
-        resend_waiting = send.trigger == SCHEDULED and delivery.manual_pending
-        delay = record_outcome(delivery, delivery.endpoint, outcome, send.trigger)
-        if resend_waiting:
-            delivery.manual_pending, delivery.next_attempt_at, delivery.enqueued_at = True, utcnow(), utcnow()
-            resends.append(next_of(delivery))
+        values, delay = record_outcome(delivery, delivery.endpoint, outcome, send.trigger)
+        if send.trigger == SCHEDULED and delivery.manual_pending:
+            # A resend was asked for while this scheduled attempt was in flight: it goes next.
+            values.update(manual_pending=True, next_attempt_at=utcnow(), enqueued_at=utcnow())
+            resends.append(Next(delivery.id, values["attempt_count"], True))
         elif delay is not None:
-            retries.append((delay, next_of(delivery)))  # read before the commit expires the row
-        log.info("delivery %s attempt %d: %s", delivery.id, delivery.attempt_count,
+            retries.append((delay, Next(delivery.id, values["attempt_count"], False)))
+        changes.append({"id": delivery.id, **values})
+        log.info("delivery %s attempt %d: %s", delivery.id, values["attempt_count"],
                  outcome.error or outcome.response_status)
+    if changes:
+        db.session.execute(update(Delivery), changes)
     db.session.commit()
     if resends:
         enqueue_deliveries(tenant_id, resends, MANUAL)

@@ -125,44 +125,47 @@ def retry_delay(scheduled_attempts: int, retry_after: float | None) -> float | N
     return delay
 
 
-def record_outcome(delivery: Delivery, endpoint: Endpoint, outcome: Outcome, trigger: str) -> float | None:
-    """Store the attempt and move the delivery on. Returns the delay before the next attempt, if any."""
+def attempt_row(delivery_id: str, outcome: Outcome, trigger: str) -> dict:
+    """The row of one attempt, for a bulk INSERT (stored before ``record_outcome`` counts it)."""
+    return dict(delivery_id=delivery_id, trigger=trigger, started_at=outcome.started_at,
+                duration_ms=outcome.duration_ms, response_status=outcome.response_status, error=outcome.error,
+                response_body=outcome.response_body, request_headers=outcome.request_headers or {})
+
+
+def record_outcome(delivery: Delivery, endpoint: Endpoint, outcome: Outcome,
+                   trigger: str) -> tuple[dict, float | None]:
+    """What a stored attempt does to its delivery: the delivery's new column values (for a bulk UPDATE by
+    primary key), and the delay before its next attempt (None: there is none). The endpoint's failing
+    streak, and disabling it, are applied to ``endpoint``."""
     was_final = delivery.status in (SUCCEEDED, FAILED)
-    db.session.add(Attempt(delivery_id=delivery.id, trigger=trigger, started_at=outcome.started_at,
-                           duration_ms=outcome.duration_ms, response_status=outcome.response_status,
-                           error=outcome.error, response_body=outcome.response_body,
-                           request_headers=outcome.request_headers or {}))
-    delivery.attempt_count += 1
-    delivery.last_attempt_at = outcome.started_at
-    delivery.last_response_status = outcome.response_status
-    delivery.last_error = outcome.error
-    delivery.manual_pending = False
-    delivery.lease_until = None
+    values = dict(attempt_count=delivery.attempt_count + 1, last_attempt_at=outcome.started_at,
+                  last_response_status=outcome.response_status, last_error=outcome.error, manual_pending=False,
+                  lease_until=None)
     delay = None
     if outcome.succeeded:
-        delivery.status = SUCCEEDED
+        values["status"] = SUCCEEDED
         endpoint.failing_since = None
     else:
         endpoint.failing_since = endpoint.failing_since or outcome.started_at
         window = current_app.config["ENDPOINT_DISABLE_AFTER"]
         if outcome.response_status == 410:
-            delivery.status = FAILED
+            values["status"] = FAILED
             disable(endpoint, f"The endpoint answered 410 Gone on {isoformat(outcome.started_at)}.")
         elif utcnow() - endpoint.failing_since >= timedelta(seconds=window):
-            delivery.status = FAILED
+            values["status"] = FAILED
             disable(endpoint, f"Every delivery has failed since {isoformat(endpoint.failing_since)} "
                               f"({window / 86400:g} days or more).")
         elif trigger == MANUAL and was_final:
-            delivery.status = FAILED
+            values["status"] = FAILED
         else:
             scheduled = db.session.scalar(select(func.count()).select_from(Attempt).where(
                 Attempt.delivery_id == delivery.id, Attempt.trigger == SCHEDULED))
             retry_after = outcome.retry_after if outcome.response_status in _RETRY_AFTER_STATUSES else None
             delay = retry_delay(max(scheduled, 1), retry_after)
-            delivery.status = RETRYING if delay is not None else FAILED
-    delivery.next_attempt_at = utcnow() + timedelta(seconds=delay) if delay is not None else None
-    delivery.enqueued_at = utcnow() if delay is not None else None
-    return delay
+            values["status"] = RETRYING if delay is not None else FAILED
+    values["next_attempt_at"] = utcnow() + timedelta(seconds=delay) if delay is not None else None
+    values["enqueued_at"] = utcnow() if delay is not None else None
+    return values, delay
 
 
 # ---- dashboard: read-only queries for the live delivery log ----
