@@ -166,6 +166,25 @@ def test_manual_resend_adds_a_manual_attempt(tenant, receiver, worker):
     assert delivery["status"] == "succeeded"
 
 
+def test_a_resend_asked_for_while_the_attempt_is_in_flight_follows_it(tenant, receiver, worker):
+    """The user presses Resend while the scheduled attempt is still waiting for the receiver: that attempt is
+    recorded, and the resend follows it as a manual attempt (not lost, not merged into it)."""
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    receiver.reply(Reply(200, delay=1.0))  # slower than a drain waits for: its lane records the attempt
+    event = send(tenant.api, agent["id"])
+    delivery_id = delivery_of(tenant.api, event["id"])["id"]
+    receiver.wait_for(1)
+    assert tenant.api.post(f"/api/v1/deliveries/{delivery_id}/resend").status_code == 202
+    first, second = receiver.wait_for(2)
+    assert second.at - first.at >= 0.95  # the resend went after the first attempt had ended
+    delivery = wait_until(lambda: (d := tenant.api.get(f"/api/v1/deliveries/{delivery_id}").json)["attempt_count"] == 2 and d)
+    assert [a["trigger"] for a in delivery["attempts"]] == ["scheduled", "manual"]
+    assert delivery["status"] == "succeeded"
+    time.sleep(1)
+    assert len(receiver.requests) == 2
+
+
 def test_manual_resend_of_a_failed_delivery_that_now_succeeds(tenant, receiver, worker):
     agent = make_agent(tenant.api)
     make_endpoint(tenant.api, receiver.url)
