@@ -1,5 +1,5 @@
-"""Periodic work the worker runs beside its jobs: the sweep and retention. With several workers,
-each task runs in one of them at a time (a lock in Redis)."""
+"""Periodic work the worker runs beside its jobs: the sweep, retention, and RQ's scheduling when RQ's own
+scheduler is down. With several workers, each task runs in one of them at a time (a lock in Redis)."""
 from __future__ import annotations
 
 import logging
@@ -10,14 +10,15 @@ from redis.exceptions import RedisError
 
 from webapp.queue import redis_connection
 
-from . import retention, sweep
+from . import retention, scheduler, sweep
 
 log = logging.getLogger(__name__)
 
 
 def _tasks(app) -> list[tuple[str, float, callable]]:
     return [("sweep", app.config["SWEEP_INTERVAL"], sweep.sweep_once),
-            ("retention", app.config["RETENTION_INTERVAL"], retention.prune_once)]
+            ("retention", app.config["RETENTION_INTERVAL"], retention.prune_once),
+            ("scheduler", 1, scheduler.schedule_once)]  # RQ's scheduler looks every second too
 
 
 def run_forever(app, stop: threading.Event) -> None:

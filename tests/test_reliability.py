@@ -77,6 +77,23 @@ def test_flushed_redis_loses_neither_queued_deliveries_nor_scheduled_retries(app
     wait_until(lambda: set(statuses(tenant.api, retrying + queued)) == {"succeeded"}, timeout=30)
 
 
+def test_retries_go_out_on_time_after_redis_comes_back(tenant, receiver, stack):
+    """RQ's scheduler process dies with Redis and its worker would start another only ten minutes later;
+    a retry scheduled once Redis is back still goes out on time."""
+    stack.env["DELIVERY_RETRY_SCHEDULE"] = "1,1,1"
+    worker = stack.start_worker()
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    stack.stop_redis()
+    time.sleep(3)
+    stack.start_redis()
+    receiver.reply(Reply(503))
+    event = send(tenant.api, agent["id"])["id"]
+    delivery = wait_for_status(tenant.api, delivery_of(tenant.api, event)["id"], "succeeded", timeout=20)
+    assert [a["response_status"] for a in delivery["attempts"]] == [503, 200]
+    assert worker.process.poll() is None  # the same worker: it rode out the outage
+
+
 def test_sigterm_finishes_the_attempt_in_flight(tenant, receiver, stack):
     receiver.reply(Reply(200, delay=1.5))  # within the tests' 2 s DELIVERY_TIMEOUT
     worker = stack.start_worker()
