@@ -24,6 +24,7 @@ def _tasks(app) -> list[tuple[str, float, callable]]:
 def run_forever(app, stop: threading.Event) -> None:
     """Run each task every its interval until ``stop`` is set; a failed pass is logged, never fatal."""
     next_run = {name: time.monotonic() + min(interval, 1) for name, interval, _ in _tasks(app)}
+    redis_down: set[str] = set()  # tasks whose last pass found Redis away: said once, not every second
     while not stop.wait(0.5):
         for name, interval, task in _tasks(app):
             if time.monotonic() < next_run[name]:
@@ -38,7 +39,12 @@ def run_forever(app, stop: threading.Event) -> None:
                             task()
                         finally:
                             lock.release()
+                if name in redis_down:
+                    redis_down.discard(name)
+                    log.info("%s runs again: Redis is back", name)
             except RedisError as exc:
-                log.warning("%s skipped, Redis unavailable: %s", name, exc)
+                if name not in redis_down:
+                    redis_down.add(name)
+                    log.warning("%s skipped while Redis is unavailable: %s", name, exc)
             except Exception:  # keep the thread alive whatever one pass hit; logged with its traceback
                 log.exception("%s failed", name)

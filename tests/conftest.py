@@ -148,13 +148,17 @@ class WorkerProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.log_start = start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "webapp", "worker"],
                                         cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(lambda: b"Listening on" in self.log_path.read_bytes()[start:] or self.process.poll() is not None,
                    timeout=30, message="the worker to start")
         assert self.process.poll() is None, self.log_path.read_text()
+
+    def output(self) -> str:
+        """What this run of the worker has logged so far."""
+        return self.log_path.read_bytes()[self.log_start:].decode(errors="replace")
 
     def stop(self, sig=None, timeout: float = 30) -> int | None:
         """Stop the worker (SIGTERM unless ``sig`` says otherwise); return its exit code."""

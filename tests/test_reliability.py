@@ -92,6 +92,9 @@ def test_retries_go_out_on_time_after_redis_comes_back(tenant, receiver, stack):
     delivery = wait_for_status(tenant.api, delivery_of(tenant.api, event)["id"], "succeeded", timeout=20)
     assert [a["response_status"] for a in delivery["attempts"]] == [503, 200]
     assert worker.process.poll() is None  # the same worker: it rode out the outage
+    log = worker.output()
+    assert log.count("scheduler skipped while Redis is unavailable") == 1  # said once, not every second
+    assert "scheduler runs again: Redis is back" in log
 
 
 def test_sigterm_finishes_the_attempt_in_flight(tenant, receiver, stack):
