@@ -8,6 +8,7 @@ scheduler holds (a live RQ scheduler keeps its own) and moves the due jobs of th
 queues, with RQ's own code."""
 from __future__ import annotations
 
+from redis.exceptions import RedisError
 from rq.scheduler import RQScheduler
 
 from webapp.queue import queue_names, redis_connection
@@ -26,3 +27,12 @@ def schedule_once() -> int:
     if queues:
         _scheduler.enqueue_scheduled_jobs()
     return len(queues)
+
+
+def release() -> None:
+    """Give back the locks this process holds (a stopping worker), so another takes over at once."""
+    if _scheduler is not None:
+        try:
+            _scheduler.release_locks()
+        except RedisError:
+            pass  # Redis is away: the locks run out within a minute anyway

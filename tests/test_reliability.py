@@ -95,6 +95,9 @@ def test_retries_go_out_on_time_after_redis_comes_back(tenant, receiver, stack):
     log = worker.output()
     assert log.count("scheduler skipped while Redis is unavailable") == 1  # said once, not every second
     assert "scheduler runs again: Redis is back" in log
+    # Stopping, it gives back the schedulers' locks it took, so another worker can schedule at once.
+    assert worker.stop() == 0
+    assert redis.Redis.from_url(stack.redis.url).keys("rq:scheduler-lock:*") == []
 
 
 def test_sigterm_finishes_the_attempt_in_flight(tenant, receiver, stack):

@@ -43,12 +43,12 @@ def tenant_create(org: str, email: str, password: str, as_json: bool) -> None:
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop once the queue is empty (for tests and scripts).")
-@click.option("--no-maintenance", is_flag=True, help="Do not run the sweep and retention in this process.")
+@click.option("--no-maintenance", is_flag=True, help="Do not run the sweep, retention and the scheduler's stand-in in this process.")
 def worker_command(burst: bool, no_maintenance: bool) -> None:
     """Run a delivery worker with RQ's scheduler, the sweep of due deliveries and retention."""
     from rq import SimpleWorker
 
-    from jobs import maintenance, pacing
+    from jobs import maintenance, pacing, scheduler
     from jobs.lanes import lanes
     from .queue import queue_names, redis_connection
 
@@ -68,6 +68,7 @@ def worker_command(burst: bool, no_maintenance: bool) -> None:
         # Attempts still in their lanes (slow receivers) end and are recorded before the process does.
         lanes.wait_idle(timeout=app.config["DELIVERY_TIMEOUT"] + 5)
         stop.set()
+        scheduler.release()
 
 
 secrets_cli = AppGroup("secrets", help="Manage the encryption of stored secrets.")
