@@ -13,7 +13,7 @@ from rq.scheduler import RQScheduler
 
 from webapp.queue import queue_names, redis_connection
 
-# This process's scheduler: its name is the owner of the locks it takes (they outlive it by a minute).
+# This process's scheduler: its name owns the locks it takes (a worker killed outright leaves them a minute).
 _scheduler: RQScheduler | None = None
 
 
