@@ -43,7 +43,8 @@ def tenant_create(org: str, email: str, password: str, as_json: bool) -> None:
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop once the queue is empty (for tests and scripts).")
-@click.option("--no-maintenance", is_flag=True, help="Do not run the sweep, retention and the scheduler's stand-in in this process.")
+@click.option("--no-maintenance", is_flag=True,
+              help="Do not run the sweep, retention and the scheduler's stand-in in this process.")
 def worker_command(burst: bool, no_maintenance: bool) -> None:
     """Run a delivery worker with RQ's scheduler, the sweep of due deliveries and retention."""
     from rq import SimpleWorker
