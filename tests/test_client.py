@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+import requests
 from werkzeug.serving import make_server
 
 from agenthooks_client import AgentHooks, EventRejected, SendTimeout
@@ -138,6 +139,28 @@ def test_an_idempotent_retry_after_a_dropped_connection_creates_one_event(live, 
     assert len(proxy.dropped) == 1 and proxy.dropped[0].startswith(b"HTTP/1.1 202")  # stored, answer lost
     assert sent.attempts == 2 and sent.replayed is True  # the retry got the first attempt's answer
     assert [e["id"] for e in events_of(tenant, agent["id"])] == [sent.id]
+
+
+def test_concurrent_sends_with_one_idempotency_key_store_one_event(live, tenant):
+    agent = make_agent(tenant.api)
+    headers = {"Authorization": f"Bearer {tenant.api_key}", "Idempotency-Key": "order-42"}
+    body = {"type": "message.sent", "agent_id": agent["id"], "data": {"text": "hi"}}
+    start = threading.Barrier(6)
+    answers = []
+
+    def send():
+        start.wait()
+        answers.append(requests.post(f"{live.url}/api/v1/events", json=body, headers=headers, timeout=30))
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # One stored it (202); every other got its answer (200), whichever lost the race to the database.
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [202], [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert [e["id"] for e in events_of(tenant, agent["id"])] == [answers[0].json()["id"]]
 
 
 def test_retries_honour_retry_after_from_the_agents_budget(app, live, tenant):

@@ -164,9 +164,10 @@ class Endpoint(TenantMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    def subscribes_to(self, event_type: str, agent_id: str | None) -> bool:
-        return (not self.event_types or event_type in self.event_types) and (
-            not self.agent_ids or agent_id in self.agent_ids)
+
+def subscribes(event_types: list | None, agent_ids: list | None, event_type: str, agent_id: str | None) -> bool:
+    """Whether an endpoint with these filters (empty: all) takes this event."""
+    return (not event_types or event_type in event_types) and (not agent_ids or agent_id in agent_ids)
 
 
 class Event(TenantMixin, db.Model):

@@ -3,9 +3,11 @@
 Every tenant-owned model inherits ``TenantMixin``. A ``do_orm_execute`` listener adds
 ``tenant_id = <current tenant>`` to every ORM SELECT, UPDATE and DELETE that touches such
 a model (SQLAlchemy's ``with_loader_criteria`` recipe), and refuses to run one when no
-tenant is set. New rows get the current tenant, and a flush that would write a row of
-another tenant is refused. Code that must look across tenants (log-in by email, API-key
-lookup, the delivery sweep) says so explicitly with ``all_tenants()``.
+tenant is set. The few Core statements on tenant tables (ingest's hot path skips the ORM
+for speed) add ``of_current_tenant(table)`` instead. New rows get the current tenant, and
+a flush that would write a row of another tenant is refused. Code that must look across
+tenants (log-in by email, API-key lookup, the delivery sweep) says so explicitly with
+``all_tenants()``.
 """
 from __future__ import annotations
 
@@ -43,6 +45,12 @@ def require_tenant() -> str:
     if tenant_id is None:
         raise TenantNotSet("no tenant is set for this unit of work")
     return tenant_id
+
+
+def of_current_tenant(table):
+    """The condition that keeps a Core statement on a tenant-owned ``table`` to the current tenant's rows
+    (the listener below scopes ORM statements only)."""
+    return table.c.tenant_id == require_tenant()
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """API keys: shown once, stored as a hash, revocable; optionally per agent, for some types, until a date."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -9,7 +10,6 @@ from ..catalogue import INGESTIBLE
 from ..crypto import api_key_matches, hash_api_key, new_api_key
 from ..extensions import db
 from ..models import Agent, ApiKey, utcnow
-from ..tenancy import all_tenants
 from . import audit
 from .common import ValidationError, get_owned, text_field
 from .event_types import custom_types
@@ -71,19 +71,37 @@ def revoke_key(key_id: str) -> ApiKey:
     return key
 
 
-def authenticate_key(plaintext: str) -> ApiKey | None:
-    """Return the live key with this plaintext, or None when unknown or revoked."""
+@dataclass(frozen=True)
+class Caller:
+    """The live API key a request came with: what the API needs of it, read once per request."""
+
+    id: str
+    tenant_id: str
+    name: str
+    prefix: str
+    agent_id: str | None  # a per-agent key: it sends and reads only this agent's events
+    event_types: list  # the only types it may send; empty: any
+
+
+def authenticate_key(plaintext: str) -> Caller | None:
+    """Return the live key with this plaintext, or None when unknown, revoked or expired.
+
+    One Core statement, not the ORM: this is the first query of every API call (events included)."""
     if not plaintext or not plaintext.startswith("ahk_") or len(plaintext) > 200:
         return None
-    with all_tenants():  # the key is what tells us the tenant
-        key = db.session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_api_key(plaintext))).one_or_none()
-        # The lookup is an index equality; the compare is a second, constant-time check of the same fact.
-        if key is None or key.revoked_at is not None or not api_key_matches(key.key_hash, plaintext):
-            return None
-        if key.expired():
-            return None
-        now = utcnow()
-        if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
-            db.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-            db.session.commit()
-    return key
+    keys = ApiKey.__table__
+    # No tenant filter: the key is what tells us the tenant.
+    row = db.session.execute(select(keys.c.id, keys.c.tenant_id, keys.c.name, keys.c.prefix, keys.c.agent_id,
+                                    keys.c.event_types, keys.c.key_hash, keys.c.revoked_at, keys.c.expires_at,
+                                    keys.c.last_used_at)
+                             .where(keys.c.key_hash == hash_api_key(plaintext))).one_or_none()
+    # The lookup is an index equality; the compare is a second, constant-time check of the same fact.
+    if row is None or row.revoked_at is not None or not api_key_matches(row.key_hash, plaintext):
+        return None
+    now = utcnow()
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    if row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION:
+        db.session.execute(update(keys).where(keys.c.id == row.id).values(last_used_at=now))
+        db.session.commit()
+    return Caller(row.id, row.tenant_id, row.name, row.prefix, row.agent_id, row.event_types or [])
