@@ -48,6 +48,9 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     htmx.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    # A sliding window counter: no burst of twice the limit across a window's edge, fixed memory per key,
+    # and one Redis round trip to count plus one for the X-RateLimit headers (a fixed window takes three).
+    app.config.setdefault("RATELIMIT_STRATEGY", "sliding-window-counter")
     app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1,
                                                         **app.config["REDIS_OPTIONS"]})
     limiter.init_app(app)
