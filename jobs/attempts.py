@@ -2,13 +2,14 @@
 (jobs/delivery.py attempts one delivery, jobs/drain.py a batch of them)."""
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
@@ -29,10 +30,12 @@ LEASE_HEADROOM = 10
 
 
 def claimable(now):
-    """Due, and nobody holds it: the conditions of every claim."""
-    return (or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
-            Delivery.next_attempt_at <= now,
-            or_(Delivery.manual_pending.is_(True), Delivery.status.in_((PENDING, RETRYING))))
+    """Due, and nobody holds it: the conditions of every claim (on the table's columns, so that Core
+    statements can use them too; ``now`` may be a bound parameter)."""
+    delivery = Delivery.__table__.c
+    return (or_(delivery.lease_until.is_(None), delivery.lease_until < now),
+            delivery.next_attempt_at <= now,
+            or_(delivery.manual_pending.is_(True), delivery.status.in_((PENDING, RETRYING))))
 
 
 def lease_from(now):
@@ -110,8 +113,7 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
     # The endpoints' rows first, in order, as deleting an endpoint takes them (its row, then through the
     # cascade its deliveries'): a record and a delete then wait for each other instead of deadlocking,
     # and the deliveries read below are those that outlived any delete. (PostgreSQL; SQLite has one writer.)
-    db.session.execute(select(Endpoint.id).where(Endpoint.id.in_({send.endpoint_id for send, _ in results}))
-                       .order_by(Endpoint.id).with_for_update(read=True, key_share=True))
+    db.session.execute(_lock_endpoints(), {"ids": sorted({send.endpoint_id for send, _ in results})})
     handed_back = [send for send, outcome in results if outcome is None]
     results = [(send, outcome) for send, outcome in results if outcome is not None]
     for send in handed_back:  # only while the claim is still ours (<=: a later claim has a later lease)
@@ -120,16 +122,14 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
                            .values(lease_until=None).execution_options(synchronize_session=False))
     # The rows locked (PostgreSQL) from this read to the commit: a resend asked for meanwhile waits for the
     # commit and then applies in full, rather than being half overwritten by the values written here.
-    rows = {d.id: d for d in db.session.scalars(
-        select(Delivery).where(Delivery.id.in_([send.delivery_id for send, _ in results])).order_by(Delivery.id)
-        .options(joinedload(Delivery.endpoint)).with_for_update(of=Delivery)
-        .execution_options(populate_existing=True))}
+    ids = [send.delivery_id for send, _ in results]
+    rows = {d.id: d for d in db.session.scalars(_lock_deliveries(), {"ids": ids})}
     if gone := [send.delivery_id for send, _ in results if send.delivery_id not in rows]:
         log.info("deliveries %s were deleted during their attempts", ", ".join(gone))
         results = [(send, outcome) for send, outcome in results if send.delivery_id in rows]
     # In bulk, by primary key: the unit of work's bookkeeping for a batch's rows cost more than the writes.
     if results:
-        db.session.execute(insert(Attempt), [attempt_row(send.delivery_id, outcome, send.trigger)
+        db.session.execute(insert(Attempt.__table__), [attempt_row(send.delivery_id, outcome, send.trigger)
                                              for send, outcome in results])
     changes, resends, retries = [], [], []
     for send, outcome in results:
@@ -155,3 +155,19 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
         db.session.commit()
     if handed_back:
         wake_drain(tenant_id)
+
+
+# record()'s reads, built once with parameters (building and hashing a statement costs more than a short
+# batch's writes). The endpoints' lock is Core: by primary key, and it reads nothing.
+@functools.cache
+def _lock_endpoints():
+    endpoints = Endpoint.__table__
+    return (select(endpoints.c.id).where(endpoints.c.id.in_(bindparam("ids", expanding=True)))
+            .order_by(endpoints.c.id).with_for_update(read=True, key_share=True))
+
+
+@functools.cache
+def _lock_deliveries():
+    return (select(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True))).order_by(Delivery.id)
+            .options(joinedload(Delivery.endpoint)).with_for_update(of=Delivery)
+            .execution_options(populate_existing=True))

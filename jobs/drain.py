@@ -4,12 +4,13 @@ claimed in one statement, sent concurrently in per-endpoint lanes (jobs/lanes.py
 transaction, so RQ's bookkeeping and the commits are paid once per batch, not per delivery."""
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from concurrent.futures import wait
 
 from flask import current_app
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from webapp.extensions import db
@@ -30,39 +31,67 @@ BATCH = 20
 TURN_SECONDS = 0.1
 
 
-def _claim_batch(tenant_id: str) -> list[Delivery]:
+def _claim_batch(tenant_id: str) -> tuple[list[Delivery], bool]:
     """Lease up to BATCH of the tenant's due deliveries, earliest first. None of a paced endpoint (each of
     those waits for its own slot, in ``deliver``), none of an endpoint whose lane is full in this process,
     and no more than a lane's width of one that is slow to answer (the rest would wait in its lane while
-    their claims ran out). Returns them with their endpoints and events.
+    their claims ran out). Returns them with their endpoints and events, and whether that was all that is
+    due (nothing was left for a lane or for the next batch).
 
     Two plain statements, choose then claim by primary key: as one UPDATE with the choice as a subquery,
     PostgreSQL may run the subquery again for every due row. PostgreSQL skips rows that another worker is
     claiming at this moment; the claim's own conditions settle any other race (and SQLite's)."""
     now = utcnow()
-    endpoints = select(Endpoint.id).where(Endpoint.tenant_id == tenant_id, Endpoint.rate_limit.is_(None))
-    if full := lanes.full():
-        endpoints = endpoints.where(Endpoint.id.not_in(full))
-    chosen = (select(Delivery.id, Delivery.endpoint_id, Delivery.next_attempt_at)
-              .where(Delivery.tenant_id == tenant_id, *claimable(now), Delivery.endpoint_id.in_(endpoints))
-              .order_by(Delivery.next_attempt_at).with_for_update(skip_locked=True))
-    if slow := lanes.slow():
+    full, slow = lanes.full(), lanes.slow()
+    chosen_ids = db.session.scalars(_choice(bool(full), bool(slow)), dict(
+        tenant_id=tenant_id, now=now, full=full, slow=slow, width=lanes.width)).all()
+    everything = len(chosen_ids) < BATCH and not full and not slow
+    if not chosen_ids:
+        return [], everything
+    ids = db.session.scalars(_lease(), dict(tenant=tenant_id, ids=chosen_ids, now=now, lease=lease_from(now))).all()
+    if not ids:
+        return [], everything
+    return list(db.session.scalars(_claimed(), {"ids": ids})), everything
+
+
+# The claim's statements are built once, with parameters: on a short queue, building and hashing a statement
+# cost more than running it. The first two are Core (the tenant is spelled out), the last loads models.
+_deliveries, _endpoints = Delivery.__table__, Endpoint.__table__
+
+
+@functools.cache
+def _choice(skip_full: bool, rank_slow: bool):
+    endpoints = select(_endpoints.c.id).where(_endpoints.c.tenant_id == bindparam("tenant_id"),
+                                             _endpoints.c.rate_limit.is_(None))
+    if skip_full:
+        endpoints = endpoints.where(_endpoints.c.id.not_in(bindparam("full", expanding=True)))
+    chosen = (select(_deliveries.c.id, _deliveries.c.endpoint_id, _deliveries.c.next_attempt_at)
+              .where(_deliveries.c.tenant_id == bindparam("tenant_id"), *claimable(bindparam("now")),
+                     _deliveries.c.endpoint_id.in_(endpoints))
+              .order_by(_deliveries.c.next_attempt_at).with_for_update(skip_locked=True))
+    if rank_slow:
         # Among the earliest due rows (bounded, so a backlog costs no more than a short one): number
         # each endpoint's, and keep a lane's width of the slow ones.
         due = chosen.limit(BATCH * 5).subquery()
         ranked = select(due.c.id, due.c.endpoint_id, func.row_number().over(
             partition_by=due.c.endpoint_id, order_by=(due.c.next_attempt_at, due.c.id)).label("n")).subquery()
-        chosen = select(ranked.c.id).where(or_(ranked.c.n <= lanes.width, ranked.c.endpoint_id.not_in(slow)))
-    chosen_ids = db.session.scalars(chosen.limit(BATCH)).all()
-    if not chosen_ids:
-        return []
-    ids = db.session.scalars(
-        update(Delivery).where(Delivery.id.in_(chosen_ids), *claimable(now)).values(lease_until=lease_from(now))
-        .returning(Delivery.id).execution_options(synchronize_session=False)).all()
-    if not ids:
-        return []
-    return list(db.session.scalars(select(Delivery).where(Delivery.id.in_(ids)).order_by(Delivery.next_attempt_at)
-                                   .options(joinedload(Delivery.endpoint), joinedload(Delivery.event))))
+        chosen = select(ranked.c.id).where(or_(ranked.c.n <= bindparam("width"),
+                                               ranked.c.endpoint_id.not_in(bindparam("slow", expanding=True))))
+    return chosen.limit(BATCH)
+
+
+@functools.cache
+def _lease():
+    return (update(_deliveries)
+            .where(_deliveries.c.tenant_id == bindparam("tenant"),  # (a column's name is the SET's own)
+                   _deliveries.c.id.in_(bindparam("ids", expanding=True)), *claimable(bindparam("now")))
+            .values(lease_until=bindparam("lease")).returning(_deliveries.c.id))
+
+
+@functools.cache
+def _claimed():
+    return (select(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True)))
+            .order_by(Delivery.next_attempt_at).options(joinedload(Delivery.endpoint), joinedload(Delivery.event)))
 
 
 def _prepare(delivery: Delivery) -> Send | None:
@@ -88,9 +117,10 @@ def _record_later(app, tenant_id: str, send: Send, future) -> None:
         log.exception("could not record the attempt of delivery %s", send.delivery_id)
 
 
-def _drain_batch(app, tenant_id: str) -> int:
-    """Claim a batch, attempt it, record what ended within the patience; returns how many were claimed."""
-    claimed = _claim_batch(tenant_id)
+def _drain_batch(app, tenant_id: str) -> bool:
+    """Claim a batch, attempt it, record what ended within the patience; returns whether that batch was
+    all that was due."""
+    claimed, everything = _claim_batch(tenant_id)
     sends = [send for send in map(_prepare, claimed) if send is not None]
     db.session.commit()  # the claims are ours; hold no transaction open across the HTTP calls
     futures = {lanes.submit(send.endpoint_id, attempt, send): send for send in sends}
@@ -103,7 +133,7 @@ def _drain_batch(app, tenant_id: str) -> int:
         future.add_done_callback(lambda f, send=futures[future]: _record_later(app, tenant_id, send, f))
     if done:
         record(tenant_id, [(futures[future], future.result()) for future in done])
-    return len(claimed)
+    return everything
 
 
 def deliver_due(tenant_id: str) -> None:
@@ -112,9 +142,11 @@ def deliver_due(tenant_id: str) -> None:
     turn_ends = time.monotonic() + TURN_SECONDS
     with job_context(tenant_id):
         app = current_app._get_current_object()
-        while _drain_batch(app, tenant_id):
+        # A batch that took everything due ends the drain: another claim would find nothing (what is
+        # committed later wakes a drain of its own), and an empty claim is most of a small batch's cost.
+        while not _drain_batch(app, tenant_id):
             if time.monotonic() > turn_ends:
                 break
         else:
-            return  # nothing (more) is due now; what is committed later wakes a drain of its own
+            return
     wake_drain(tenant_id)  # more may be due: at the back of the shard's queue, so other tenants go first
