@@ -31,12 +31,11 @@ BATCH = 20
 TURN_SECONDS = 0.1
 
 
-def _claim_batch(tenant_id: str) -> tuple[list[Delivery], bool]:
+def _claim_batch(tenant_id: str) -> list[Delivery]:
     """Lease up to BATCH of the tenant's due deliveries, earliest first. None of a paced endpoint (each of
     those waits for its own slot, in ``deliver``), none of an endpoint whose lane is full in this process,
     and no more than a lane's width of one that is slow to answer (the rest would wait in its lane while
-    their claims ran out). Returns them with their endpoints and events, and whether that was all that is
-    due (nothing was left for a lane or for the next batch).
+    their claims ran out). Returns them with their endpoints and events.
 
     Two plain statements, choose then claim by primary key: as one UPDATE with the choice as a subquery,
     PostgreSQL may run the subquery again for every due row. PostgreSQL skips rows that another worker is
@@ -45,13 +44,12 @@ def _claim_batch(tenant_id: str) -> tuple[list[Delivery], bool]:
     full, slow = lanes.full(), lanes.slow()
     chosen_ids = db.session.scalars(_choice(bool(full), bool(slow)), dict(
         tenant_id=tenant_id, now=now, full=full, slow=slow, width=lanes.width)).all()
-    everything = len(chosen_ids) < BATCH and not full and not slow
     if not chosen_ids:
-        return [], everything
+        return []
     ids = db.session.scalars(_lease(), dict(tenant=tenant_id, ids=chosen_ids, now=now, lease=lease_from(now))).all()
     if not ids:
-        return [], everything
-    return list(db.session.scalars(_claimed(), {"ids": ids})), everything
+        return []
+    return list(db.session.scalars(_claimed(), {"ids": ids}))
 
 
 # The claim's statements are built once, with parameters: on a short queue, building and hashing a statement
@@ -117,10 +115,9 @@ def _record_later(app, tenant_id: str, send: Send, future) -> None:
         log.exception("could not record the attempt of delivery %s", send.delivery_id)
 
 
-def _drain_batch(app, tenant_id: str) -> bool:
-    """Claim a batch, attempt it, record what ended within the patience; returns whether that batch was
-    all that was due."""
-    claimed, everything = _claim_batch(tenant_id)
+def _drain_batch(app, tenant_id: str) -> int:
+    """Claim a batch, attempt it, record what ended within the patience; returns how many were claimed."""
+    claimed = _claim_batch(tenant_id)
     sends = [send for send in map(_prepare, claimed) if send is not None]
     db.session.commit()  # the claims are ours; hold no transaction open across the HTTP calls
     futures = {lanes.submit(send.endpoint_id, attempt, send): send for send in sends}
@@ -133,7 +130,7 @@ def _drain_batch(app, tenant_id: str) -> bool:
         future.add_done_callback(lambda f, send=futures[future]: _record_later(app, tenant_id, send, f))
     if done:
         record(tenant_id, [(futures[future], future.result()) for future in done])
-    return everything
+    return len(claimed)
 
 
 def deliver_due(tenant_id: str) -> None:
@@ -142,11 +139,11 @@ def deliver_due(tenant_id: str) -> None:
     turn_ends = time.monotonic() + TURN_SECONDS
     with job_context(tenant_id):
         app = current_app._get_current_object()
-        # A batch that took everything due ends the drain: another claim would find nothing (what is
-        # committed later wakes a drain of its own), and an empty claim is most of a small batch's cost.
-        while not _drain_batch(app, tenant_id):
+        # Batch after batch until none is due: with events arriving one by one, the next claim usually finds
+        # those that came during this batch, which is cheaper than their own job.
+        while _drain_batch(app, tenant_id):
             if time.monotonic() > turn_ends:
                 break
         else:
-            return
+            return  # nothing (more) is due now; what is committed later wakes a drain of its own
     wake_drain(tenant_id)  # more may be due: at the back of the shard's queue, so other tenants go first
