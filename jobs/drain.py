@@ -81,7 +81,8 @@ def _choice(skip_full: bool, rank_slow: bool):
 @functools.cache
 def _lease():
     return (update(_deliveries)
-            .where(_deliveries.c.tenant_id == bindparam("tenant"),  # (a column's name is the SET's own)
+            # "tenant", not "tenant_id": SQLAlchemy keeps the columns' names for an UPDATE's SET clause.
+            .where(_deliveries.c.tenant_id == bindparam("tenant"),
                    _deliveries.c.id.in_(bindparam("ids", expanding=True)), *claimable(bindparam("now")))
             .values(lease_until=bindparam("lease")).returning(_deliveries.c.id))
 
