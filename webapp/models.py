@@ -103,7 +103,12 @@ class ApiKey(TenantMixin, db.Model):
         return self.agent_id is not None
 
     def expired(self, now: datetime | None = None) -> bool:
-        return self.expires_at is not None and self.expires_at <= (now or utcnow())
+        return expired(self.expires_at, now)
+
+
+def expired(expires_at: datetime | None, now: datetime | None = None) -> bool:
+    """Whether something that lapses at ``expires_at`` (None: never) has lapsed."""
+    return expires_at is not None and expires_at <= (now or utcnow())
 
 
 class Agent(TenantMixin, db.Model):

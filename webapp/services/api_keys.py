@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from ..catalogue import INGESTIBLE
 from ..crypto import api_key_matches, hash_api_key, new_api_key
 from ..extensions import db
-from ..models import Agent, ApiKey, utcnow
+from ..models import Agent, ApiKey, expired, utcnow
 from . import audit
 from .common import ValidationError, get_owned, text_field
 from .event_types import custom_types
@@ -99,7 +99,7 @@ def authenticate_key(plaintext: str) -> Caller | None:
     if row is None or row.revoked_at is not None or not api_key_matches(row.key_hash, plaintext):
         return None
     now = utcnow()
-    if row.expires_at is not None and row.expires_at <= now:
+    if expired(row.expires_at, now):
         return None
     if row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION:
         db.session.execute(update(keys).where(keys.c.id == row.id).values(last_used_at=now))
