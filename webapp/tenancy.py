@@ -3,11 +3,12 @@
 Every tenant-owned model inherits ``TenantMixin``. A ``do_orm_execute`` listener adds
 ``tenant_id = <current tenant>`` to every ORM SELECT, UPDATE and DELETE that touches such
 a model (SQLAlchemy's ``with_loader_criteria`` recipe), and refuses to run one when no
-tenant is set. The few Core statements on tenant tables (ingest's hot path skips the ORM
-for speed) add ``of_current_tenant(table)`` instead. New rows get the current tenant, and
-a flush that would write a row of another tenant is refused. Code that must look across
-tenants (log-in by email, API-key lookup, the delivery sweep) says so explicitly with
-``all_tenants()``.
+tenant is set. The few Core statements on tenant tables, on hot paths that skip the ORM for
+speed, filter by tenant themselves: ingest's with ``of_current_tenant(table)``, the drain's
+claim with its tenant as a bound parameter (jobs/drain.py). New rows get the current tenant,
+and a flush that would write a row of another tenant is refused. Code that must look across
+tenants (log-in by email, the delivery sweep) says so explicitly with ``all_tenants()``; the
+API-key lookup, which is what tells the tenant, is a Core statement by the key's hash.
 """
 from __future__ import annotations
 
