@@ -35,3 +35,10 @@ htmx = Htmx()
 # so the limiter falls back to memory and swallows storage errors.
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True,
                   swallow_errors=True, in_memory_fallback_enabled=True)
+
+
+def core(statement, params=None):
+    """Run a Core statement in the session's transaction, past the ORM's execute machinery (its events,
+    the tenancy listener included): for the few statements on every event's path, which filter by tenant
+    themselves. Returns the Core result."""
+    return db.session.connection().execute(statement, params)

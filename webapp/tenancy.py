@@ -4,8 +4,8 @@ Every tenant-owned model inherits ``TenantMixin``. A ``do_orm_execute`` listener
 ``tenant_id = <current tenant>`` to every ORM SELECT, UPDATE and DELETE that touches such
 a model (SQLAlchemy's ``with_loader_criteria`` recipe), and refuses to run one when no
 tenant is set. The few Core statements on tenant tables, on hot paths that skip the ORM for
-speed, filter by tenant themselves: ingest's with ``of_current_tenant(table)``, the drain's
-claim with its tenant as a bound parameter (jobs/drain.py). New rows get the current tenant,
+speed, filter by tenant themselves, with the tenant as a bound parameter: ingest's lookups
+(services/events.py) and the drain's claim (jobs/drain.py). New rows get the current tenant,
 and a flush that would write a row of another tenant is refused. Code that must look across
 tenants (log-in by email, the delivery sweep) says so explicitly with ``all_tenants()``; the
 API-key lookup, which is what tells the tenant, is a Core statement by the key's hash.
@@ -46,12 +46,6 @@ def require_tenant() -> str:
     if tenant_id is None:
         raise TenantNotSet("no tenant is set for this unit of work")
     return tenant_id
-
-
-def of_current_tenant(table):
-    """The condition that keeps a Core statement on a tenant-owned ``table`` to the current tenant's rows
-    (the listener below scopes ORM statements only)."""
-    return table.c.tenant_id == require_tenant()
 
 
 @contextlib.contextmanager

@@ -1,14 +1,15 @@
 """API keys: shown once, stored as a hash, revocable; optionally per agent, for some types, until a date."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ..catalogue import INGESTIBLE
 from ..crypto import api_key_matches, hash_api_key, new_api_key
-from ..extensions import db
+from ..extensions import core, db
 from ..models import Agent, ApiKey, expired, utcnow
 from . import audit
 from .common import ValidationError, get_owned, text_field
@@ -86,15 +87,10 @@ class Caller:
 def authenticate_key(plaintext: str) -> Caller | None:
     """Return the live key with this plaintext, or None when unknown, revoked or expired.
 
-    One Core statement, not the ORM: this is the first query of every API call (events included)."""
+    One Core statement (built once, run by core()): this is the first query of every API call."""
     if not plaintext or not plaintext.startswith("ahk_") or len(plaintext) > 200:
         return None
-    keys = ApiKey.__table__
-    # No tenant filter: the key is what tells us the tenant.
-    row = db.session.execute(select(keys.c.id, keys.c.tenant_id, keys.c.name, keys.c.prefix, keys.c.agent_id,
-                                    keys.c.event_types, keys.c.key_hash, keys.c.revoked_at, keys.c.expires_at,
-                                    keys.c.last_used_at)
-                             .where(keys.c.key_hash == hash_api_key(plaintext))).one_or_none()
+    row = core(_key_lookup(), {"key_hash": hash_api_key(plaintext)}).one_or_none()
     # The lookup is an index equality; the compare is a second, constant-time check of the same fact.
     if row is None or row.revoked_at is not None or not api_key_matches(row.key_hash, plaintext):
         return None
@@ -102,6 +98,16 @@ def authenticate_key(plaintext: str) -> Caller | None:
     if expired(row.expires_at, now):
         return None
     if row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION:
+        keys = ApiKey.__table__
         db.session.execute(update(keys).where(keys.c.id == row.id).values(last_used_at=now))
         db.session.commit()
     return Caller(row.id, row.tenant_id, row.name, row.prefix, row.agent_id, row.event_types or [])
+
+
+@functools.cache
+def _key_lookup():
+    """Built once, with the hash as a bound parameter. No tenant filter: the key is what tells the tenant."""
+    keys = ApiKey.__table__
+    return select(keys.c.id, keys.c.tenant_id, keys.c.name, keys.c.prefix, keys.c.agent_id, keys.c.event_types,
+                  keys.c.key_hash, keys.c.revoked_at, keys.c.expires_at, keys.c.last_used_at).where(
+        keys.c.key_hash == bindparam("key_hash"))
