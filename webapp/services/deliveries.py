@@ -144,9 +144,11 @@ def record_outcome(delivery: Delivery, endpoint: Endpoint, outcome: Outcome,
     delay = None
     if outcome.succeeded:
         values["status"] = SUCCEEDED
-        endpoint.failing_since = None
+        if endpoint.failing_since is not None:  # (assigning the same value would still flush the row)
+            endpoint.failing_since = None
     else:
-        endpoint.failing_since = endpoint.failing_since or outcome.started_at
+        if endpoint.failing_since is None:
+            endpoint.failing_since = outcome.started_at
         window = current_app.config["ENDPOINT_DISABLE_AFTER"]
         if outcome.response_status == 410:
             values["status"] = FAILED
