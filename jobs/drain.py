@@ -29,6 +29,11 @@ BATCH = 20
 # A drain's turn: it claims batch after batch for this long (each batch a claim and a commit, not a new
 # job's ~28 Redis commands), then queues its successor behind the other tenants' drains on its shard.
 TURN_SECONDS = 0.1
+# After a short batch, a drain waits this long before its next claim. With events trickling in, claiming
+# at once found one delivery a batch and ended many drains early, each then queued anew; waiting lets a few
+# share the claim, the record and the job (bench: 103-141 jobs for 2,000 deliveries instead of 141-279, and
+# 1.6-2.0 ms of worker CPU a delivery instead of 2.0-3.2). It adds at most this to a delivery's latency.
+LINGER_SECONDS = 0.01
 
 
 def _claim_batch(tenant_id: str) -> list[Delivery]:
@@ -142,9 +147,11 @@ def deliver_due(tenant_id: str) -> None:
         app = current_app._get_current_object()
         # Batch after batch until none is due: with events arriving one by one, the next claim usually finds
         # those that came during this batch, which is cheaper than their own job.
-        while _drain_batch(app, tenant_id):
+        while (claimed := _drain_batch(app, tenant_id)):
             if time.monotonic() > turn_ends:
                 break
+            if claimed < BATCH:
+                time.sleep(LINGER_SECONDS)  # let the next few events arrive and share the next batch
         else:
             return  # nothing (more) is due now; what is committed later wakes a drain of its own
     wake_drain(tenant_id)  # more may be due: at the back of the shard's queue, so other tenants go first
