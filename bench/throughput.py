@@ -67,8 +67,14 @@ def serve_receiver(log_path: str) -> None:
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        # A listen backlog like a production server's (nginx: 511), not socketserver's 5: with 5, the
+        # connections fresh workers open at once overflow it, and each dropped SYN costs the sender a 1 s
+        # retransmit (counted below as listen-queue overflows).
+        request_queue_size = 128
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), Handler)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
@@ -151,6 +157,13 @@ def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of these processes so far (a process that is gone counts 0)."""
     ticks = sum(int(fields[11]) + int(fields[12]) for fields in map(proc_stat, pids) if fields)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen queue was full (machine-wide): each
+    one costs its client a SYN retransmit, 1 s or more."""
+    lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines() if line.startswith("TcpExt:")]
+    return int(dict(zip(lines[0], lines[1])).get("ListenOverflows", 0)) if len(lines) >= 2 else 0
 
 
 def machine_busy_seconds() -> float:
@@ -319,6 +332,7 @@ def run(args, tmp: Path, stack: Stack) -> None:
           f"redis={'embedded' if not args.redis_url else redis_url} cpus={os.cpu_count()}", flush=True)
 
     # The receiver first, and the raw ceiling while nothing else runs.
+    overflows_at_start = listen_overflows()
     receipts = tmp / "receipts.log"
     receipts.touch()
     receiver = stack.spawn("receiver", [py, __file__, "--serve-receiver", str(receipts)], env, stdout=subprocess.PIPE)
@@ -447,13 +461,15 @@ def run(args, tmp: Path, stack: Stack) -> None:
     stack.procs = [proc for proc in stack.procs if proc not in workers]
     backlog = [r for r in ingest(base, api_key, agent_id, args.events, args.concurrency) if r["status"] == 202]
     backlog_ids = {r["id"] for r in backlog}
+    overflows_before = listen_overflows()
     workers = [stack.spawn(f"worker{i}-again", flask + ["worker"], env) for i in range(args.workers)]
     wait_until(lambda: len({i for i, _, _ in read_receipts(receipts) if i in backlog_ids}) >= len(backlog_ids),
                args.timeout, "the backlog to be delivered", stack)
     times = sorted(at for i, _, at in read_receipts(receipts) if i in backlog_ids)
     capacity = (len(times) - 1) / (times[-1] - times[0])
     print(f"[backlog of {len(backlog_ids)}] delivery capacity of {args.workers} workers: {capacity:.0f} deliveries/s "
-          f"(first to last receipt {times[-1] - times[0]:.1f} s); {capacity / ceiling:.3f}x raw ceiling", flush=True)
+          f"(first to last receipt {times[-1] - times[0]:.1f} s); {capacity / ceiling:.3f}x raw ceiling; "
+          f"listen-queue overflows meanwhile: {listen_overflows() - overflows_before}", flush=True)
     worker_pids = [pid for w in workers for pid in [w.pid] + children_of(w.pid)]
 
     if args.fanout_events:
@@ -493,6 +509,8 @@ def run(args, tmp: Path, stack: Stack) -> None:
             print(f"scale: {label}: p50 {t['p50']:.1f} ms, p95 {t['p95']:.1f} ms ({t['bytes'] // 1024} KiB) at "
                   f"{args.scale:,} rows; p95 = {t['p95'] / raw_ms:.1f}x one raw post", flush=True)
 
+    print(f"listen-queue overflows on the machine during the run: {listen_overflows() - overflows_at_start}",
+          flush=True)
     gunicorn_workers = children_of(web.pid)
     print("peak RSS (VmHWM): gunicorn workers "
           + ", ".join(f"{peak_rss_mib(p):.0f} MiB" for p in gunicorn_workers)
