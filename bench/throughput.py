@@ -194,12 +194,17 @@ def postgres_backends(url: str) -> list[int]:
 def wipe_postgres(url: str) -> None:
     """Start from an empty schema (the run creates a tenant with a fixed email)."""
     from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
 
     engine = _pg_engine(url)
     if "bench" not in (engine.url.database or ""):
         sys.exit(f"refusing to wipe database {engine.url.database!r}: use a dedicated one whose name contains 'bench'")
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    except OperationalError as exc:
+        sys.exit(f"cannot use {engine.url.render_as_string()}: {str(exc.orig).strip()}\n"
+                 f"(a new database: createdb -h {engine.url.host} -U {engine.url.username} {engine.url.database})")
     engine.dispose()
 
 
