@@ -205,8 +205,8 @@ def _store(event_type: str, agent, fields: dict, endpoints: list,
     a test event), each endpoint an ``id`` and a ``rate_limit``: rows or models alike.
 
     Core INSERTs, not the unit of work: the rows are new and final, and this is every event's path (see
-    _agent_lookup). The tenant is set here explicitly;
-    the deliveries' status, attempt count and timestamps come from the columns' defaults."""
+    _agent_lookup). The tenant is set here explicitly; the deliveries' status, attempt count and timestamps
+    come from the columns' defaults."""
     now = utcnow()
     tenant_id = require_tenant()
     occurred_at = fields.get("occurred_at") or now
