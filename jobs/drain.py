@@ -116,7 +116,9 @@ def _record_later(app, tenant_id: str, send: Send, future) -> None:
                 record(tenant_id, [(send, future.result())])
             finally:
                 db.session.remove()
-        wake_drain(tenant_id)  # its lane has room again: deliveries left for it can be claimed
+            # Its lane has room again: deliveries left for it can be claimed. (In the app context: outside
+            # it this raised, and the rest waited for the sweep.)
+            wake_drain(tenant_id)
     except Exception:  # the claim runs out and the sweep queues the delivery again; logged with its traceback
         log.exception("could not record the attempt of delivery %s", send.delivery_id)
 

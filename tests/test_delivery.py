@@ -185,6 +185,20 @@ def test_a_resend_asked_for_while_the_attempt_is_in_flight_follows_it(tenant, re
     assert len(receiver.requests) == 2
 
 
+def test_deliveries_beyond_a_slow_endpoints_lane_go_out_as_soon_as_it_has_room(tenant, receiver, worker):
+    """Every attempt outlasts the drain's patience, so the endpoint is slow: a lane's width of attempts is in
+    flight and each is recorded by its lane when it ends. The rest wait for room in the lane, and go out
+    as soon as there is some (the lane wakes a drain), not when the sweep next finds them (10 s and more)."""
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    receiver.default = Reply(200, delay=0.8)  # slower than a drain waits for, within DELIVERY_TIMEOUT
+    started = time.time()
+    events = [send(tenant.api, agent["id"])["id"] for _ in range(20)]  # a lane is 8 wide: three rounds
+    received = receiver.wait_for(20, timeout=60)
+    assert {r.headers["webhook-id"] for r in received} == set(events)
+    assert max(r.at for r in received) - started < 6
+
+
 def test_manual_resend_of_a_failed_delivery_that_now_succeeds(tenant, receiver, worker):
     agent = make_agent(tenant.api)
     make_endpoint(tenant.api, receiver.url)
