@@ -144,7 +144,7 @@ def record_outcome(delivery: Delivery, endpoint: Endpoint, outcome: Outcome,
     delay = None
     if outcome.succeeded:
         values["status"] = SUCCEEDED
-        if endpoint.failing_since is not None:  # (assigning the same value would still flush the row)
+        if endpoint.failing_since is not None:  # (even assigning None again would dirty it: an autoflush)
             endpoint.failing_since = None
     else:
         if endpoint.failing_since is None:
