@@ -15,7 +15,7 @@ from webapp.queue import enqueue_delivery_in, job_id, next_of
 
 from .attempts import attempt, claimable, lease_from, prepare, record
 from .context import job_context
-from .pacing import hold, reserve_slot
+from .pacing import hold, reserve_slot, space
 
 # A job that arrives at most this early is put back for its due time.
 _EARLY_SECONDS = 5
@@ -51,13 +51,13 @@ def _not_claimed(tenant_id: str, delivery_id: str, trigger: str) -> None:
         enqueue_delivery_in(early, tenant_id, next_of(delivery), trigger, job_id_suffix=_fresh_suffix())
 
 
-def _put_back(tenant_id: str, delivery: Delivery, seconds: float, trigger: str) -> None:
-    """Release the claim and send at its pacing slot, ``seconds`` from now, without spending an attempt."""
+def _put_back(tenant_id: str, delivery: Delivery, slot: float, trigger: str) -> None:
+    """Release the claim and send at its pacing slot (a Unix time) without spending an attempt."""
     delivery.lease_until = None
-    delivery.next_attempt_at = utcnow() + timedelta(seconds=seconds)
+    delivery.next_attempt_at = utcnow() + timedelta(seconds=slot - time.time())
     delivery.enqueued_at = utcnow()
     db.session.commit()
-    hold(tenant_id, next_of(delivery), trigger, seconds, job_id(delivery) + _fresh_suffix())
+    hold(tenant_id, next_of(delivery), trigger, slot, job_id(delivery) + _fresh_suffix())
 
 
 def _fresh_suffix() -> str:
@@ -78,9 +78,13 @@ def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED, slot_res
         if send is None:
             db.session.commit()
             return
-        wait_seconds = 0.0 if slot_reserved else reserve_slot(delivery.endpoint)
-        if wait_seconds:
-            _put_back(tenant_id, delivery, wait_seconds, send.trigger)
-            return
+        rate_limit = delivery.endpoint.rate_limit
         db.session.commit()  # hold no transaction open across the HTTP call
+        # The slot is reserved after the commit, so a slow commit (SQLite's fsync, a busy writer)
+        # delays only the reservation and not the send behind it.
+        wait_seconds = 0.0 if slot_reserved else reserve_slot(send.endpoint_id, rate_limit)
+        if wait_seconds:
+            _put_back(tenant_id, delivery, time.time() + wait_seconds, send.trigger)
+            return
+        space(send.endpoint_id, rate_limit)
         record(tenant_id, [(send, attempt(send))])

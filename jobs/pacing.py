@@ -13,7 +13,6 @@ from collections import defaultdict
 
 from redis.exceptions import RedisError
 
-from webapp.models import Endpoint
 from webapp.queue import Next, enqueue_deliveries, redis_connection
 
 log = logging.getLogger(__name__)
@@ -29,6 +28,17 @@ local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
 redis.call('SET', KEYS[1], tostring(slot + interval), 'PX', math.ceil((slot + interval - now) * 1000) + 60000)
 return tostring(slot)
 """
+# KEYS[1]: when the endpoint's last delivery went (a Unix time). ARGV: now, seconds between deliveries.
+# Returns when this one may go: at once, or an interval after the last one.
+_SPACE = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local go = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0') + interval)
+redis.call('SET', KEYS[1], tostring(go), 'PX', math.ceil((go - now + interval) * 1000) + 1000)
+return tostring(go)
+"""
+# The longest a worker waits to space two deliveries (see space()).
+MAX_SPACING_SECONDS = 1.0
 # Take the held deliveries whose slot has come, atomically, so two pacers never release one twice.
 _TAKE_DUE = """
 local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 500)
@@ -37,22 +47,38 @@ return items
 """
 
 
-def reserve_slot(endpoint: Endpoint) -> float:
-    """Seconds from now until this delivery may go (0 when at once); the slot is then held for it."""
-    if not endpoint.rate_limit:
+def reserve_slot(endpoint_id: str, rate_limit: float | None) -> float:
+    """Seconds from now until a delivery to the endpoint may go (0 when at once, and always when
+    ``rate_limit``, its deliveries a second, is None); the slot is then held for it."""
+    if not rate_limit:
         return 0.0
     now = time.time()
     reserve = redis_connection().register_script(_RESERVE)
-    slot = float(reserve(keys=[f"agenthooks:pacing:{endpoint.id}"], args=[repr(now), repr(1 / endpoint.rate_limit)]))
+    slot = float(reserve(keys=[f"agenthooks:pacing:{endpoint_id}"], args=[repr(now), repr(1 / rate_limit)]))
     wait = slot - now
     return wait if wait > 0.01 else 0.0
 
 
-def hold(tenant_id: str, delivery: Next, trigger: str, seconds: float, job_id: str) -> bool:
-    """Keep a delivery aside until its slot; returns False if Redis refused (the sweep then resends it)."""
+def space(endpoint_id: str, rate_limit: float | None) -> None:
+    """Wait, right before a paced delivery is sent, until an interval has passed since the endpoint's
+    last one. A slot says when a delivery may go, but the claim's commit between the slot and the send
+    can take a while (a busy SQLite writer): a late delivery would then go out just before the next
+    one, on time, in a burst. This keeps them an interval apart, waiting at most MAX_SPACING_SECONDS
+    (past that, only after a pile-up, it sends rather than hold the worker)."""
+    if not rate_limit:
+        return
+    now = time.time()
+    space_out = redis_connection().register_script(_SPACE)
+    go = float(space_out(keys=[f"agenthooks:pacing-last:{endpoint_id}"], args=[repr(now), repr(1 / rate_limit)]))
+    time.sleep(min(max(go - now, 0.0), MAX_SPACING_SECONDS))
+
+
+def hold(tenant_id: str, delivery: Next, trigger: str, slot: float, job_id: str) -> bool:
+    """Keep a delivery aside until its slot (a Unix time); returns False if Redis refused (the sweep then
+    resends it)."""
     member = json.dumps([tenant_id, *delivery, trigger, job_id])
     try:
-        redis_connection().zadd(HELD, {member: time.time() + seconds})
+        redis_connection().zadd(HELD, {member: slot})
         return True
     except RedisError as exc:
         log.warning("could not hold paced delivery %s: %s", delivery.id, exc)

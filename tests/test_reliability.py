@@ -2,7 +2,9 @@
 real worker processes, a real Redis of the test's own and real receivers."""
 from __future__ import annotations
 
+import random
 import signal
+import threading
 import time
 from datetime import timedelta
 
@@ -157,7 +159,9 @@ def test_recover_validates_since(tenant):
     assert tenant.api.post("/api/v1/endpoints/ep_nope/recover", json={}).status_code == 404
 
 
-def test_pacing_holds_an_endpoint_to_its_rate_without_slowing_the_others(tenant, receiver, stack):
+def assert_paced(tenant, receiver, stack):
+    """24 deliveries to an endpoint paced at 4 a second keep that pace, with no burst, and 10 to another
+    endpoint go out meanwhile."""
     stack.start_worker()
     stack.start_worker()
     agent = make_agent(tenant.api)
@@ -179,6 +183,43 @@ def test_pacing_holds_an_endpoint_to_its_rate_without_slowing_the_others(tenant,
     assert max(sum(1 for t in paced if start <= t < start + 2) for start in paced) <= 9, gaps
     # The other endpoint's deliveries were not stuck behind the paced ones.
     assert free[-1] - free_started < 3, free[-1] - free_started
+
+
+def test_pacing_holds_an_endpoint_to_its_rate_without_slowing_the_others(tenant, receiver, stack):
+    assert_paced(tenant, receiver, stack)
+
+
+def test_pacing_holds_while_the_database_keeps_claims_waiting(app, tenant, receiver, stack):
+    """Another writer holds the database's write lock, on and off, for up to 0.45 s: claims wait behind it,
+    so paced deliveries are claimed late by varying amounts; they still go out at their pace, not in bursts."""
+    stop = threading.Event()
+    busy = threading.Thread(target=_keep_the_database_busy, args=(app, stop))
+    busy.start()
+    try:
+        assert_paced(tenant, receiver, stack)
+    finally:
+        stop.set()
+        busy.join()
+
+
+def _keep_the_database_busy(app, stop: threading.Event) -> None:
+    from webapp.extensions import db
+
+    pattern = random.Random(7)  # the same stretches in every run
+    with app.app_context():
+        connection = db.engine.raw_connection()
+        sqlite = db.engine.dialect.name == "sqlite"
+    try:
+        if sqlite:
+            connection.driver_connection.isolation_level = None  # so that BEGIN IMMEDIATE is ours to issue
+        while not stop.is_set():
+            cursor = connection.cursor()
+            cursor.execute("BEGIN IMMEDIATE" if sqlite else "LOCK TABLE deliveries IN EXCLUSIVE MODE")
+            time.sleep(pattern.uniform(0.1, 0.45))
+            connection.commit()
+            stop.wait(pattern.uniform(0.1, 0.5))
+    finally:
+        connection.close()
 
 
 def test_one_tenants_flood_does_not_delay_another_tenant(make_tenant, receiver, stack):
