@@ -464,8 +464,19 @@ def run(args, tmp: Path, stack: Stack) -> None:
     for worker in workers:
         worker.wait(60)
     stack.procs = [proc for proc in stack.procs if proc not in workers]
-    backlog = [r for r in ingest(base, api_key, agent_id, args.events, args.concurrency) if r["status"] == 202]
+    # Its ingest is the web's alone (as on a web dyno of its own): the workers are stopped meanwhile.
+    web_cpu_before, bench_before, wall_before = cpu_seconds(groups["gunicorn"]), sum(os.times()[:2]), time.monotonic()
+    results = ingest(base, api_key, agent_id, args.events, args.concurrency)
+    wall = time.monotonic() - wall_before
+    web_cpu, bench_cpu = cpu_seconds(groups["gunicorn"]) - web_cpu_before, sum(os.times()[:2]) - bench_before
+    backlog = [r for r in results if r["status"] == 202]
     backlog_ids = {r["id"] for r in backlog}
+    alone = len(backlog) / (max(r["at"] for r in backlog) - min(r["sent"] for r in results))
+    latencies = [(r["at"] - r["sent"]) * 1000 for r in backlog]
+    print(f"[backlog of {len(backlog)}] ingest with the delivery workers stopped: {alone:.0f} events/s, latency p50 "
+          f"{pct(latencies, 50):.1f} ms p99 {pct(latencies, 99):.1f} ms; {alone / ceiling:.3f}x raw ceiling; cpu per "
+          f"event: gunicorn {1000 * web_cpu / len(results):.2f} ms, bench client {1000 * bench_cpu / len(results):.2f} ms "
+          f"({wall:.1f} s wall)", flush=True)
     overflows_before = listen_overflows()
     workers = [stack.spawn(f"worker{i}-again", flask + ["worker"], env) for i in range(args.workers)]
     wait_until(lambda: len({i for i, _, _ in read_receipts(receipts) if i in backlog_ids}) >= len(backlog_ids),
