@@ -389,6 +389,7 @@ def run(args, tmp: Path, stack: Stack) -> None:
         """Ingest ``events`` (the workers deliver meanwhile, as in production; at ``rate`` a second, else as
         fast as the clients go), then wait for one receipt per expected delivery whose path ``counts``;
         print and return the rates and latencies."""
+        cpu_at_start = {name: cpu_seconds(pids) for name, pids in groups.items() if name in ("gunicorn", "workers")}
         results = ingest(base, api_key, agent_id, events, args.concurrency, type_of, rate)
         accepted = [r for r in results if r["status"] == 202]
         errors = dict(collections.Counter(r["status"] for r in results if r["status"] != 202))
@@ -421,7 +422,9 @@ def run(args, tmp: Path, stack: Stack) -> None:
               f"{f', {len(got) - len(distinct)} duplicates' if len(got) > len(distinct) else ''}"
               f"{'' if len(distinct) >= expected else f', gave up after {args.timeout:.0f} s'}; "
               f"first accept to last receipt {last - first_accept:.1f} s), accept-to-receipt p50 {pct(e2e, 50):.0f} ms "
-              f"p99 {pct(e2e, 99):.0f} ms; {e2e_rate / ceiling:.3f}x raw ceiling", flush=True)
+              f"p99 {pct(e2e, 99):.0f} ms; {e2e_rate / ceiling:.3f}x raw ceiling; cpu per delivery: " + ", ".join(
+                  f"{name} {1000 * (cpu_seconds(groups[name]) - seconds) / max(1, len(got)):.2f} ms"
+                  for name, seconds in cpu_at_start.items()), flush=True)
         return {"ingest": ingest_rate, "ingest_p50": pct(latencies, 50), "ingest_p99": pct(latencies, 99),
                 "e2e": e2e_rate, "e2e_p50": pct(e2e, 50), "e2e_p99": pct(e2e, 99)}
 
@@ -487,6 +490,7 @@ def run(args, tmp: Path, stack: Stack) -> None:
           f"(first to last receipt {times[-1] - times[0]:.1f} s); {capacity / ceiling:.3f}x raw ceiling; "
           f"listen-queue overflows meanwhile: {listen_overflows() - overflows_before}", flush=True)
     worker_pids = [pid for w in workers for pid in [w.pid] + children_of(w.pid)]
+    groups["workers"] = worker_pids
 
     if args.fanout_events:
         # Fan-out: every event to 10 endpoints.
