@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload
 
 from webapp.extensions import db
 from webapp.models import Delivery, Endpoint, utcnow
-from webapp.queue import drain_started, wake_drain
+from webapp.queue import drain_started, others_waiting, wake_drain
 from webapp.tenancy import tenant_scope
 
 from .attempts import Send, attempt, claimable, lease_from, prepare, record
@@ -34,6 +34,12 @@ TURN_SECONDS = 0.1
 # share the claim, the record and the job (bench: 103-141 jobs for 2,000 deliveries instead of 141-279, and
 # 1.6-2.0 ms of worker CPU a delivery instead of 2.0-3.2). It adds at most this to a delivery's latency.
 LINGER_SECONDS = 0.01
+# A drain whose claim found nothing claims again every LINGER_SECONDS for this long before it ends (within
+# its turn, and unless another job waits for the worker): an empty claim is a cheap query, and a drain that
+# ended costs the next event a new RQ job. Bench at a steady ~155 events/s, two runs each, interleaved:
+# 0.11 jobs a delivery instead of 0.19, worker CPU 3.6-3.9 ms a delivery instead of 4.15-4.25, latency p50
+# 8 ms instead of 6 (a lingering drain claims every 10 ms; a new job starts at once).
+IDLE_SECONDS = 0.05
 
 
 def _claim_batch(tenant_id: str) -> list[Delivery]:
@@ -141,6 +147,11 @@ def _drain_batch(app, tenant_id: str) -> int:
     return len(claimed)
 
 
+def _linger(tenant_id: str, until: float) -> bool:
+    """After a claim that found nothing: whether to claim again (IDLE_SECONDS)."""
+    return time.monotonic() < until and not others_waiting(tenant_id)
+
+
 def deliver_due(tenant_id: str) -> None:
     """The drain job: attempt the tenant's due deliveries batch after batch, for one turn at most."""
     drain_started(tenant_id)  # from here on, a wake-up queues a new drain: nothing committed is missed
@@ -149,9 +160,12 @@ def deliver_due(tenant_id: str) -> None:
         app = current_app._get_current_object()
         # Batch after batch until none is due: with events arriving one by one, the next claim usually finds
         # those that came during this batch, which is cheaper than their own job.
-        while (claimed := _drain_batch(app, tenant_id)):
+        idle_ends = time.monotonic() + IDLE_SECONDS
+        while (claimed := _drain_batch(app, tenant_id)) or _linger(tenant_id, min(idle_ends, turn_ends)):
             if time.monotonic() > turn_ends:
                 break
+            if claimed:
+                idle_ends = time.monotonic() + IDLE_SECONDS
             if claimed < BATCH:
                 time.sleep(LINGER_SECONDS)  # let the next few events arrive and share the next batch
         else:

@@ -320,3 +320,20 @@ def test_an_endpoint_deleted_while_its_batch_is_out_leaves_the_rest_of_the_batch
     wait_until(lambda: len(kept_requests()) >= len(events), message="the next event to be delivered")
     time.sleep(1)
     assert sorted(kept_requests()) == sorted(events)
+
+
+def test_a_drain_with_nothing_to_do_gives_way_to_other_jobs_only(app, make_tenant, stack):
+    """A drain whose claim found nothing claims again for a moment (cheaper than a new job for the next
+    event) unless another job waits for its worker: its own tenant's next drain does not count; another
+    tenant's drain does; and when Redis cannot say, it gives way."""
+    from webapp.queue import others_waiting, wake_drain
+
+    mine, other = make_tenant("Mine"), make_tenant("Other")
+    with app.app_context():
+        assert not others_waiting(mine.id)
+        assert wake_drain(mine.id)
+        assert not others_waiting(mine.id)
+        assert wake_drain(other.id)
+        assert others_waiting(mine.id)
+        stack.stop_redis()
+        assert others_waiting(mine.id)

@@ -135,6 +135,20 @@ def wake_drain(tenant_id: str, force: bool = False) -> bool:
         return False
 
 
+def others_waiting(tenant_id: str) -> bool:
+    """Whether a job other than the tenant's own next drain waits on the delivery queues (one round trip):
+    a drain that lingers for more of its tenant's events gives way to it. True if Redis cannot say."""
+    try:
+        with redis_connection().pipeline(transaction=False) as pipe:
+            pipe.exists(_DRAIN_WAITING.format(tenant_id))
+            for name in queue_names():
+                pipe.llen(Queue.redis_queue_namespace_prefix + name)
+            own_successor, *lengths = pipe.execute()
+    except RedisError:
+        return True
+    return sum(lengths) > own_successor
+
+
 def drain_started(tenant_id: str) -> None:
     """A drain job calls this before it claims: a wake-up after this point queues a new job."""
     redis_connection().delete(_DRAIN_WAITING.format(tenant_id))
