@@ -82,9 +82,9 @@ def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED, slot_res
         db.session.commit()  # hold no transaction open across the HTTP call
         # The slot is reserved after the commit, so a slow commit (SQLite's fsync, a busy writer)
         # delays only the reservation and not the send behind it.
-        wait_seconds = 0.0 if slot_reserved else reserve_slot(send.endpoint_id, rate_limit)
-        if wait_seconds:
-            _put_back(tenant_id, delivery, time.time() + wait_seconds, send.trigger)
+        slot = None if slot_reserved else reserve_slot(send.endpoint_id, rate_limit)
+        if slot is not None:
+            _put_back(tenant_id, delivery, slot, send.trigger)
             return
         space(send.endpoint_id, rate_limit)
         record(tenant_id, [(send, attempt(send))])

@@ -47,16 +47,15 @@ return items
 """
 
 
-def reserve_slot(endpoint_id: str, rate_limit: float | None) -> float:
-    """Seconds from now until a delivery to the endpoint may go (0 when at once, and always when
-    ``rate_limit``, its deliveries a second, is None); the slot is then held for it."""
+def reserve_slot(endpoint_id: str, rate_limit: float | None) -> float | None:
+    """The time (Unix) a delivery to the endpoint may go, held for it; None when that is now (always when
+    ``rate_limit``, its deliveries a second, is None)."""
     if not rate_limit:
-        return 0.0
+        return None
     now = time.time()
     reserve = redis_connection().register_script(_RESERVE)
     slot = float(reserve(keys=[f"agenthooks:pacing:{endpoint_id}"], args=[repr(now), repr(1 / rate_limit)]))
-    wait = slot - now
-    return wait if wait > 0.01 else 0.0
+    return slot if slot - now > 0.01 else None
 
 
 def space(endpoint_id: str, rate_limit: float | None) -> None:
