@@ -1,9 +1,16 @@
 """The JSON API as the contract specifies it: shapes, validation, errors, idempotency, pagination."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from webapp.catalogue import INGESTIBLE
+from webapp.extensions import db
+from webapp.services.api_keys import create_key
+from webapp.tenancy import tenant_scope
+
+from .helpers import ApiClient
 
 
 @pytest.fixture
@@ -186,6 +193,28 @@ def test_ingest_is_rate_limited_per_key_with_retry_after(app, tenant, agent):
     limited = tenant.api.post("/api/v1/events", json=body)
     assert_error(limited, 429, "rate_limited")
     assert limited.headers["Retry-After"].isdigit() and 0 < int(limited.headers["Retry-After"]) <= 60
+
+
+def test_ingest_answers_say_how_much_of_the_keys_limit_is_left(app, tenant, agent):
+    app.config["INGEST_RATE_LIMIT"] = "3 per minute"
+    body = {"type": "message.received", "agent_id": agent["id"]}
+    answers = [tenant.api.post("/api/v1/events", json=body) for _ in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    assert [a.headers["X-RateLimit-Limit"] for a in answers] == ["3", "3", "3"]
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["2", "1", "0"]
+    assert time.time() - 1 <= int(answers[-1].headers["X-RateLimit-Reset"]) <= time.time() + 61
+    limited = tenant.api.post("/api/v1/events", json=body)
+    assert limited.status_code == 429 and limited.headers["X-RateLimit-Remaining"] == "0"
+    # Checking an event counts apart from sending one, and another key has a count of its own.
+    checked = tenant.api.post("/api/v1/events/validate", json=body)
+    assert checked.status_code == 200 and checked.headers["X-RateLimit-Remaining"] == "2"
+    with app.app_context(), tenant_scope(tenant.id):
+        _, plaintext = create_key("second")
+        db.session.commit()
+    other = ApiClient(app.test_client(), plaintext).post("/api/v1/events", json=body)
+    assert other.status_code == 202 and other.headers["X-RateLimit-Remaining"] == "2"
+    # The rest of the API is not counted against it.
+    assert "X-RateLimit-Limit" not in tenant.api.get("/api/v1/agents").headers
 
 
 def test_server_errors_leak_no_stack_trace(app, tenant):

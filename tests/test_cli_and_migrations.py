@@ -73,3 +73,9 @@ def test_the_test_database_was_migrated_without_drift(app):
     """The session database (PostgreSQL in CI) was built by the migrations; it matches the models."""
     with app.app_context():
         assert _schema_drift(db.engine) == []
+
+
+def test_a_malformed_rate_limit_stops_the_app_at_start_up_with_a_clear_message(app):
+    result = flask("routes", env={"INGEST_RATE_LIMIT": "lots"})
+    assert result.returncode != 0
+    assert "INGEST_RATE_LIMIT must be a rate such as '100 per minute', got 'lots'" in result.stderr

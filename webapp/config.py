@@ -44,6 +44,19 @@ def _whole(name: str, default: str) -> int:
     return int(raw)
 
 
+def _rate_limit(name: str, default: str) -> str:
+    """A limit such as "10 per minute" (the `limits` library's notation), checked at start-up, not at the
+    first request it would refuse."""
+    from limits import parse
+
+    raw = os.environ.get(name, "").strip() or default
+    try:
+        parse(raw)
+    except ValueError:
+        raise RuntimeError(f"{name} must be a rate such as '100 per minute', got {raw!r}") from None
+    return raw
+
+
 def from_environment(instance_path: str) -> dict:
     """Build the Flask config mapping from environment variables."""
     development = _flag("FLASK_DEBUG") or os.environ.get("AGENTHOOKS_ENV") == "development"
@@ -69,7 +82,7 @@ def from_environment(instance_path: str) -> dict:
         "RETENTION_INTERVAL": float(os.environ.get("RETENTION_INTERVAL", "3600")),
         # Resends of an endpoint's failed deliveries (recover) go out at most this many a second.
         "RECOVER_RATE": float(os.environ.get("RECOVER_RATE", "10")),
-        "INGEST_RATE_LIMIT": os.environ.get("INGEST_RATE_LIMIT", "50000 per minute"),
+        "INGEST_RATE_LIMIT": _rate_limit("INGEST_RATE_LIMIT", "50000 per minute"),
         # The runaway-agent guard: events a minute each agent may send (0: no limit) unless the agent has its
         # own budget. The window is a minute; tests shorten it.
         "AGENT_EVENT_BUDGET": _whole("AGENT_EVENT_BUDGET", "600"),
@@ -77,9 +90,9 @@ def from_environment(instance_path: str) -> dict:
         # The contract: bodies over 256 KiB are refused with 413.
         "MAX_CONTENT_LENGTH": 256 * 1024,
         # Log-in attempts per account (the email tried) and per client IP, sign-ups per IP.
-        "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
-        "LOGIN_IP_RATE_LIMIT": os.environ.get("LOGIN_IP_RATE_LIMIT", "30 per minute"),
-        "SIGNUP_RATE_LIMIT": os.environ.get("SIGNUP_RATE_LIMIT", "10 per hour"),
+        "LOGIN_RATE_LIMIT": _rate_limit("LOGIN_RATE_LIMIT", "10 per minute"),
+        "LOGIN_IP_RATE_LIMIT": _rate_limit("LOGIN_IP_RATE_LIMIT", "30 per minute"),
+        "SIGNUP_RATE_LIMIT": _rate_limit("SIGNUP_RATE_LIMIT", "10 per hour"),
         # Signing secrets are encrypted with a key derived from ENCRYPTION_KEY (else SECRET_KEY); earlier
         # values listed in ENCRYPTION_KEYS_OLD still decrypt (see crypto.py and `flask secrets reencrypt`).
         "ENCRYPTION_KEY": os.environ.get("ENCRYPTION_KEY") or None,

@@ -1,18 +1,25 @@
 """The JSON API of the contract, under /api/v1, authenticated by a tenant's API key."""
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
 
 from flask import Blueprint, current_app, g, request
 
 from ..errors import APIError
-from ..extensions import csrf
+from ..extensions import csrf, limiter
 from ..services.api_keys import authenticate_key
 from ..tenancy import reset_tenant, set_tenant
+from . import ratelimit
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # API clients authenticate with a bearer key, not a session cookie
+
+
+@limiter.request_filter
+def _counted_by_the_api() -> bool:
+    """The API keeps its own count (ratelimit.py): spare its requests Flask-Limiter's per-request work."""
+    return request.blueprint == bp.name
 
 PUBLIC_ENDPOINTS = {"api.openapi"}
 # All a per-agent key may do: send (or check) its agent's events, read them back, and read the event types.
@@ -23,11 +30,6 @@ def bearer_token() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def rate_limit_key() -> str:
-    """Limit per API key (hashed: the plaintext never lands in Redis)."""
-    return "key:" + hashlib.sha256((bearer_token() or request.remote_addr or "").encode()).hexdigest()
 
 
 @bp.before_request
@@ -52,6 +54,14 @@ def _authenticate():
                        "insufficient_scope", headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
     g.api_key = key
     g.api_tenant_token = set_tenant(key.tenant_id)
+
+
+@bp.after_request
+def _rate_limit_headers(response):
+    window = g.get("rate_limit")
+    if window is not None:
+        response.headers.update(window.headers())
+    return response
 
 
 @bp.teardown_request
@@ -87,8 +97,17 @@ def listing(rows, next_cursor, serialize) -> dict:
     return {"data": [serialize(row) for row in rows], "next_cursor": next_cursor}
 
 
-def ingest_limit() -> str:
-    return current_app.config["INGEST_RATE_LIMIT"]
+def ingest_rate_limited(view):
+    """Count the request against its API key's INGEST_RATE_LIMIT (each route apart): 429 once it is over."""
+    @functools.wraps(view)
+    def limited(*args, **kwargs):
+        window = ratelimit.hit(f"{request.endpoint}:{g.api_key.id}", current_app.config["INGEST_RATE_LIMIT"])
+        g.rate_limit = window
+        if window is not None and not window.allowed:
+            raise APIError(429, "Too many requests: slow down and retry after the number of seconds in "
+                                "Retry-After.", headers={"Retry-After": str(window.retry_after())})
+        return view(*args, **kwargs)
+    return limited
 
 
 from . import agents, deliveries, endpoints, events, meta  # noqa: E402,F401  (routes register on bp)

@@ -2,11 +2,10 @@
 from flask import g, jsonify, request
 
 from ..errors import json_error
-from ..extensions import limiter
 from ..services import events
 from ..services.budget import BudgetExceeded
 from ..services.schemas import SchemaViolations
-from . import bp, ingest_limit, json_body, limit_arg, listing, rate_limit_key
+from . import bp, ingest_rate_limited, json_body, limit_arg, listing
 from .serializers import event_json, event_summary_json
 
 
@@ -16,7 +15,7 @@ def _agent_scope() -> str | None:
 
 
 @bp.post("/events")
-@limiter.limit(ingest_limit, key_func=rate_limit_key)
+@ingest_rate_limited
 def ingest():
     trace = events.Trace.from_headers(request.headers.get("traceparent"), request.headers.get("tracestate"))
     accepted = events.ingest(json_body(), request.headers.get("Idempotency-Key"), api_key=g.api_key, trace=trace)
@@ -27,7 +26,7 @@ def ingest():
 
 
 @bp.post("/events/validate")
-@limiter.limit(ingest_limit, key_func=rate_limit_key)
+@ingest_rate_limited
 def validate_event():
     answer = {"valid": True}
     warnings = events.check(json_body(), g.api_key)
@@ -63,7 +62,4 @@ def _schema_violations(exc: SchemaViolations):
 
 @bp.errorhandler(BudgetExceeded)
 def _budget_exceeded(exc: BudgetExceeded):
-    # Flask-Limiter stamps the API key's ingest limit on every answer of this route, Retry-After included (the
-    # later of its own and ours). That limit is not what refused this request: leave this answer to the budget.
-    limiter.context.view_rate_limit = None
     return json_error(429, str(exc), "agent_budget_exceeded", headers={"Retry-After": str(exc.retry_after)})
