@@ -68,4 +68,4 @@ def recover(endpoint_id):
 @bp.post("/endpoints/<endpoint_id>/test")
 def test_endpoint(endpoint_id):
     accepted = send_test_event(endpoint_id)
-    return {"id": accepted.event.id, "type": accepted.event.type, "deliveries": accepted.deliveries}, 202
+    return {"id": accepted.id, "type": accepted.type, "deliveries": accepted.deliveries}, 202

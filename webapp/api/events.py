@@ -19,7 +19,7 @@ def _agent_scope() -> str | None:
 def ingest():
     trace = events.Trace.from_headers(request.headers.get("traceparent"), request.headers.get("tracestate"))
     accepted = events.ingest(json_body(), request.headers.get("Idempotency-Key"), api_key=g.api_key, trace=trace)
-    answer = {"id": accepted.event.id, "type": accepted.event.type, "deliveries": accepted.deliveries}
+    answer = {"id": accepted.id, "type": accepted.type, "deliveries": accepted.deliveries}
     if accepted.warnings:
         answer["warnings"] = accepted.warnings
     return answer, 200 if accepted.replayed else 202

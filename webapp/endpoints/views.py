@@ -124,7 +124,7 @@ def rotate(endpoint_id):
 def send_test(endpoint_id):
     """Send a webhook.test event to this endpoint alone."""
     accepted = events.send_test_event(endpoint_id)
-    flash(f"Sent a webhook.test event ({accepted.event.id}). Its delivery is listed below.", "success")
+    flash(f"Sent a webhook.test event ({accepted.id}). Its delivery is listed below.", "success")
     return redirect(url_for("endpoints.detail", endpoint_id=endpoint_id))
 
 

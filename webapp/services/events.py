@@ -32,7 +32,8 @@ TIMELINE_LIMIT = 500
 
 @dataclass
 class Accepted:
-    event: Event
+    id: str  # the event's
+    type: str
     deliveries: int
     replayed: bool = False  # an Idempotency-Key repeat: nothing new was created
     # Schema violations of a type in "warn" mode: the event was accepted anyway.
@@ -199,8 +200,8 @@ _INSERT_IDEMPOTENCY_KEY = insert(IdempotencyKey.__table__)
 
 
 def _store(event_type: str, agent, fields: dict, endpoints: list,
-           api_key_id: str | None = None, trace: Trace | None = None) -> tuple[Event, list[Next], set[str]]:
-    """Insert the event and its deliveries (uncommitted). Returns the event, its deliveries and the ids of
+           api_key_id: str | None = None, trace: Trace | None = None) -> tuple[dict, list[Next], set[str]]:
+    """Insert the event and its deliveries (uncommitted). Returns the event's row, its deliveries and the ids of
     those to paced endpoints (which the queue treats apart). ``agent`` has an ``id`` and a ``name`` (None for
     a test event), each endpoint an ``id`` and a ``rate_limit``: rows or models alike.
 
@@ -224,7 +225,7 @@ def _store(event_type: str, agent, fields: dict, endpoints: list,
     if deliveries:
         core(_INSERT_DELIVERY, deliveries)
     paced = {d["id"] for d, endpoint in zip(deliveries, endpoints) if endpoint.rate_limit}
-    return Event(**event), [Next(d["id"]) for d in deliveries], paced
+    return event, [Next(d["id"]) for d in deliveries], paced
 
 
 def _queue(tenant_id: str, deliveries: list[Next], paced: set[str]) -> None:
@@ -248,7 +249,7 @@ def _replay(key: str, api_key: Caller | None = None) -> Accepted | None:
         # A per-agent key sees only its agent's events, not even another's answer.
         raise ValidationError("Idempotency-Key", "was already used for an event of another agent")
     count = db.session.scalar(select(func.count()).select_from(Delivery).where(Delivery.event_id == event.id))
-    return Accepted(event, count, replayed=True)
+    return Accepted(event.id, event.type, count, replayed=True)
 
 
 def ingest(data: dict, idempotency_key: str | None = None, *, api_key: Caller | None = None,
@@ -280,7 +281,7 @@ def ingest(data: dict, idempotency_key: str | None = None, *, api_key: Caller | 
                                       api_key.id if api_key is not None else None, trace)
         if idempotency_key is not None:
             core(_INSERT_IDEMPOTENCY_KEY, dict(
-                tenant_id=event.tenant_id, key=idempotency_key, event_id=event.id, created_at=event.received_at))
+                tenant_id=event["tenant_id"], key=idempotency_key, event_id=event["id"], created_at=event["received_at"]))
         db.session.commit()
     except IntegrityError:
         # Another request with the same Idempotency-Key won the race: answer as it did.
@@ -289,9 +290,8 @@ def ingest(data: dict, idempotency_key: str | None = None, *, api_key: Caller | 
         if replay is None:
             raise
         return replay
-    tenant_id = event.tenant_id
-    _queue(tenant_id, queued, paced)
-    return Accepted(event, len(queued), warnings=fields["checked"].warnings)
+    _queue(event["tenant_id"], queued, paced)
+    return Accepted(event["id"], event["type"], len(queued), warnings=fields["checked"].warnings)
 
 
 def send_test_event(endpoint_id: str) -> Accepted:
@@ -301,8 +301,8 @@ def send_test_event(endpoint_id: str) -> Accepted:
     data = {"message": "This is a test event from AgentHooks.", "endpoint_id": endpoint.id}
     event, queued, paced = _store(TEST_EVENT_TYPE, None, {"data": data}, [endpoint])
     db.session.commit()
-    _queue(event.tenant_id, queued, paced)
-    return Accepted(event, 1)
+    _queue(event["tenant_id"], queued, paced)
+    return Accepted(event["id"], event["type"], 1)
 
 
 def get_event(event_id: str, agent_id: str | None = None) -> Event:
