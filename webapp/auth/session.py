@@ -3,6 +3,7 @@ import functools
 import time
 
 from flask import Flask, Response, current_app, flash, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user, login_url
 
 from ..extensions import login_manager
@@ -10,7 +11,18 @@ from ..services.tenants import load_user
 from ..tenancy import reset_tenant, set_tenant
 
 
+class PageSessions(SecureCookieSessionInterface):
+    """Cookie sessions for the dashboard only. The API authenticates every request by its key and keeps no
+    session: it gets Flask's null session (which refuses writes), without reading or signing a cookie."""
+
+    def open_session(self, app, request):
+        if request.path.startswith("/api/"):
+            return None  # Flask makes it the null session
+        return super().open_session(app, request)
+
+
 def setup_login(app: Flask) -> None:
+    app.session_interface = PageSessions()
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to see that page."
     login_manager.login_message_category = "info"
