@@ -6,8 +6,9 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import and_, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..catalogue import INGESTIBLE, TEST_EVENT_TYPE
@@ -126,12 +127,13 @@ def validate(data: dict, api_key: Caller | None = None) -> dict:
     agent_id = text_field(data, "agent_id", max_length=40, required=True)
     if api_key is not None and api_key.agent_id is not None and agent_id != api_key.agent_id:
         raise ValidationError("agent_id", f"this key may only send as agent {api_key.agent_id}")
-    agent = core(_agent_lookup(), {"agent_id": agent_id, "tenant_id": require_tenant()}).one_or_none()
-    if agent is None:
+    rows = core(_agent_lookup(), {"agent_id": agent_id, "tenant_id": require_tenant()}).all()
+    if not rows:
         raise ValidationError("agent_id", f"{agent_id!r} is not one of your agents")
     fields = {
         "type": event_type,
-        "agent": agent,
+        "agent": rows[0],
+        "endpoints": [row for row in rows if row.endpoint_id is not None],
         "conversation_id": text_field(data, "conversation_id", max_length=255),
         "user": _object(data, "user"),
         "data": _object(data, "data") or {},
@@ -172,27 +174,31 @@ def _body(event_id: str, event_type: str, occurred_at: datetime, agent, fields: 
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-def _subscribers(event_type: str, agent_id: str) -> list:
-    """The tenant's enabled endpoints that take this type from this agent: rows with ``id`` and
-    ``rate_limit``."""
-    rows = core(_endpoint_lookup(), {"tenant_id": require_tenant()})
-    return [row for row in rows if subscribes(row.event_types, row.agent_ids, event_type, agent_id)]
+class Subscriber(NamedTuple):
+    id: str
+    rate_limit: int | None
+
+
+def _subscribers(fields: dict) -> list[Subscriber]:
+    """Those of the tenant's enabled endpoints (read with the agent, by validate) that take this event."""
+    event_type, agent_id = fields["type"], fields["agent"].id
+    return [Subscriber(row.endpoint_id, row.rate_limit) for row in fields["endpoints"]
+            if subscribes(row.event_types, row.agent_ids, event_type, agent_id)]
 
 
 # Every event's statements, built once with bound parameters: building and hashing a statement cost more than
 # running it. Core, run by core(): the ORM's machinery was a fifth of an ingest. The tenant is a parameter.
 @functools.cache
 def _agent_lookup():
-    agents = Agent.__table__
-    return select(agents.c.id, agents.c.tenant_id, agents.c.name, agents.c.event_budget_per_minute).where(
-        agents.c.id == bindparam("agent_id"), agents.c.tenant_id == bindparam("tenant_id"))
-
-
-@functools.cache
-def _endpoint_lookup():
-    endpoints = Endpoint.__table__
-    return select(endpoints.c.id, endpoints.c.rate_limit, endpoints.c.event_types, endpoints.c.agent_ids).where(
-        endpoints.c.tenant_id == bindparam("tenant_id"), endpoints.c.enabled.is_(True))
+    """The agent with every enabled endpoint of its tenant, one row each (one row of NULLs for none): the
+    endpoints come in the agent's statement, not one of their own."""
+    agents, endpoints = Agent.__table__, Endpoint.__table__
+    enabled = and_(endpoints.c.tenant_id == agents.c.tenant_id, endpoints.c.enabled.is_(True))
+    return (select(agents.c.id, agents.c.tenant_id, agents.c.name, agents.c.event_budget_per_minute,
+                   endpoints.c.id.label("endpoint_id"), endpoints.c.rate_limit, endpoints.c.event_types,
+                   endpoints.c.agent_ids)
+            .select_from(agents.outerjoin(endpoints, enabled))
+            .where(agents.c.id == bindparam("agent_id"), agents.c.tenant_id == bindparam("tenant_id")))
 
 
 _INSERT_EVENT, _INSERT_DELIVERY = insert(Event.__table__), insert(Delivery.__table__)
@@ -275,7 +281,7 @@ def ingest(data: dict, idempotency_key: str | None = None, *, api_key: Caller | 
             return replay
     fields = validate(data, api_key)
     budget.spend(fields["agent"])
-    endpoints = _subscribers(fields["type"], fields["agent"].id)
+    endpoints = _subscribers(fields)
     try:
         event, queued, paced = _store(fields["type"], fields["agent"], fields, endpoints,
                                       api_key.id if api_key is not None else None, trace)
