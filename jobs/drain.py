@@ -10,7 +10,7 @@ import time
 from concurrent.futures import wait
 
 from flask import current_app
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.orm import joinedload
 
 from webapp.extensions import db
@@ -53,14 +53,27 @@ def _claim_batch(tenant_id: str) -> list[Delivery]:
     claiming at this moment; the claim's own conditions settle any other race (and SQLite's)."""
     now = utcnow()
     full, slow = lanes.full(), lanes.slow()
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        db.session.execute(_SORTS_OFF)
     chosen_ids = db.session.scalars(_choice(bool(full), bool(slow)), dict(
         tenant_id=tenant_id, now=now, full=full, slow=slow, width=lanes.width)).all()
+    if postgres:
+        db.session.execute(_SORTS_AS_CONFIGURED)
     if not chosen_ids:
         return []
     ids = db.session.scalars(_lease(), dict(tenant=tenant_id, ids=chosen_ids, now=now, lease=lease_from(now))).all()
     if not ids:
         return []
     return list(db.session.scalars(_claimed(), {"ids": ids}))
+
+
+# PostgreSQL, for the choice alone: walk ix_deliveries_tenant_due in order and stop at the batch. On a table
+# never analyzed (a new database, until autovacuum's first ANALYZE), the planner read and sorted every due
+# row of the tenant for each claim instead: EXPLAIN ANALYZE with 6,000 due, 10-13 ms against 0.35 ms, and
+# 0.28-0.38x the raw ceiling for the benchmark's delivery capacity. Only for the choice: the claim's other
+# statements have no ORDER BY worth an index walk (the last sorts its 20 rows).
+_SORTS_OFF, _SORTS_AS_CONFIGURED = text("SET LOCAL enable_sort = off"), text("SET LOCAL enable_sort TO DEFAULT")
 
 
 # The claim's statements are built once, with parameters: on a short queue, building and hashing a statement
