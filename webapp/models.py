@@ -221,6 +221,9 @@ DELIVERY_STATUSES = (PENDING, RETRYING, SUCCEEDED, FAILED)
 
 class Delivery(TenantMixin, db.Model):
     __tablename__ = "deliveries"
+    # ix_deliveries_tenant_id_id serves every lookup by tenant: one index fewer to write for every delivery
+    # stored and every attempt recorded (PostgreSQL updates each index of a row whose indexed columns change).
+    tenant_id_index = False
     __table_args__ = (
         Index("ix_deliveries_tenant_id_id", "tenant_id", "id"),
         Index("ix_deliveries_tenant_status_id", "tenant_id", "status", "id"),
