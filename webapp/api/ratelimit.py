@@ -10,22 +10,18 @@ down, requests are let through uncounted, because refusing events would lose the
 from __future__ import annotations
 
 import functools
-import logging
 import math
 import time
 from dataclasses import dataclass
 
 from flask import current_app
 from limits import RateLimitItem, parse
+from redis.commands.core import Script
 from redis.exceptions import RedisError
 
+from ..fail_open import FailOpen
 from ..queue import redis_connection
 
-log = logging.getLogger(__name__)
-
-# After Redis fails, the limit stands aside this long before trying again (requests should not each wait
-# for a connection timeout while Redis is down).
-RETRY_REDIS_AFTER = 5.0
 _KEY = "agenthooks:ratelimit:{name}:{amount}/{expiry}:{window}"
 
 # KEYS: the previous and the current window's counts. ARGV: the limit, the window in milliseconds.
@@ -79,26 +75,39 @@ def parse_limit(text: str) -> RateLimitItem:
     return parse(text)
 
 
+@dataclass
+class _State:
+    """The app's script (registering it computes its hash; Redis sees it at the first call) and its guard."""
+
+    script: Script
+    redis: FailOpen
+
+
+def _state() -> _State:
+    state = current_app.extensions.get("agenthooks_ratelimit")
+    if state is None:
+        state = _State(redis_connection().register_script(_HIT), FailOpen("the ingest rate limit"))
+        current_app.extensions["agenthooks_ratelimit"] = state
+    return state
+
+
 def hit(name: str, limit_text: str) -> Window | None:
     """Count one request against the limit ``limit_text`` of ``name`` (a route and an API key).
 
     Returns where that left the limit (``allowed`` False: over it, nothing counted), or None when Redis
     could not be asked (the request goes through uncounted)."""
-    state = current_app.extensions.setdefault("agenthooks_ratelimit", {"down_until": 0.0, "script": None})
-    if time.monotonic() < state["down_until"]:
+    state = _state()
+    if state.redis.standing_aside():
         return None
     item = parse_limit(limit_text)
     expiry = item.get_expiry()
     keys = [_KEY.format(name=name, amount=item.amount, expiry=expiry, window=window)
             for window in ("previous", "current")]
     try:
-        if state["script"] is None:
-            state["script"] = redis_connection().register_script(_HIT)
-        allowed, previous_count, previous_ttl, current_count, current_ttl = state["script"](
+        allowed, previous_count, previous_ttl, current_count, current_ttl = state.script(
             keys, [item.amount, expiry * 1000])
     except RedisError as exc:
-        state["down_until"] = time.monotonic() + RETRY_REDIS_AFTER
-        log.warning("the ingest rate limit is not enforced for %ss: Redis failed (%s)", RETRY_REDIS_AFTER, exc)
+        state.redis.failed(exc)
         return None
     return _window(bool(allowed), item.amount, expiry, previous_count, previous_ttl / 1000,
                    current_count, current_ttl / 1000)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 from limits import RateLimitItemPerSecond
@@ -22,15 +22,13 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
+from ..fail_open import FailOpen
 from ..models import Agent
 from ..queue import redis_connection
 from .common import ServiceError
 
 log = logging.getLogger(__name__)
 
-# After Redis fails, the guard stands aside this long before trying again (requests should not each wait
-# for a connection timeout while Redis is down).
-_RETRY_REDIS_AFTER = 5.0
 _THROTTLED_KEY = "agenthooks:throttled:{tenant}:{minute}"
 _HOUR_MINUTES = 60
 _STORAGE_ERRORS = (RedisError, StorageError, ConnectionError, TimeoutError, OSError)
@@ -48,17 +46,13 @@ class BudgetExceeded(ServiceError):
 
 @dataclass
 class _Guard:
-    """The app's limiter, and when it may next try Redis after a failure."""
+    """The app's limiter, and whether it stands aside after a failure of Redis."""
 
     limiter: MovingWindowRateLimiter | None
-    down_until: float = 0.0
+    redis: FailOpen = field(default_factory=lambda: FailOpen("agent budgets"))
 
     def available(self) -> bool:
-        return self.limiter is not None and time.monotonic() >= self.down_until
-
-    def failed(self, exc: Exception) -> None:
-        self.down_until = time.monotonic() + _RETRY_REDIS_AFTER
-        log.warning("agent budgets are not enforced for %ss: Redis failed (%s)", _RETRY_REDIS_AFTER, exc)
+        return self.limiter is not None and not self.redis.standing_aside()
 
 
 def _guard() -> _Guard:
@@ -102,7 +96,7 @@ def spend(agent: Agent) -> None:
             return
         stats = guard.limiter.get_window_stats(item, agent.tenant_id, agent.id)
     except _STORAGE_ERRORS as exc:
-        guard.failed(exc)
+        guard.redis.failed(exc)
         return
     retry_after = max(1, math.ceil(stats.reset_time - time.time()))
     _count_throttle(agent)
