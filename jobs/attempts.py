@@ -11,11 +11,10 @@ from typing import NamedTuple
 from flask import current_app
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
 from webapp import __version__
-from webapp.extensions import db
+from webapp.extensions import core, db
 from webapp.models import FAILED, MANUAL, PENDING, RETRYING, SCHEDULED, Attempt, Delivery, Endpoint, Event, utcnow
 from webapp.queue import Next, enqueue_deliveries, enqueue_deliveries_at, wake_drain
 from webapp.services.deliveries import Outcome, attempt_row, record_outcome
@@ -113,7 +112,8 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
     # The endpoints' rows first, in order, as deleting an endpoint takes them (its row, then through the
     # cascade its deliveries'): a record and a delete then wait for each other instead of deadlocking,
     # and the deliveries read below are those that outlived any delete. (PostgreSQL; SQLite has one writer.)
-    db.session.execute(_lock_endpoints(), {"ids": sorted({send.endpoint_id for send, _ in results})})
+    endpoints = {endpoint.id: endpoint for endpoint in db.session.scalars(
+        _lock_endpoints(), {"ids": sorted({send.endpoint_id for send, _ in results})})}
     handed_back = [send for send, outcome in results if outcome is None]
     results = [(send, outcome) for send, outcome in results if outcome is not None]
     for send in handed_back:  # only while the claim is still ours (<=: a later claim has a later lease)
@@ -123,29 +123,28 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
     # The rows locked (PostgreSQL) from this read to the commit: a resend asked for meanwhile waits for the
     # commit and then applies in full, rather than being half overwritten by the values written here.
     ids = [send.delivery_id for send, _ in results]
-    rows = {d.id: d for d in db.session.scalars(_lock_deliveries(), {"ids": ids})}
+    rows = {row.id: row for row in core(_lock_deliveries(), {"tenant_id": tenant_id, "ids": ids})}
     if gone := [send.delivery_id for send, _ in results if send.delivery_id not in rows]:
         log.info("deliveries %s were deleted during their attempts", ", ".join(gone))
         results = [(send, outcome) for send, outcome in results if send.delivery_id in rows]
-    # In bulk, by primary key: the unit of work's bookkeeping for a batch's rows cost more than the writes.
+    # In bulk, by primary key, in Core: the ORM's bookkeeping for a batch's rows cost more than the writes.
     if results:
-        db.session.execute(insert(Attempt.__table__), [attempt_row(send.delivery_id, outcome, send.trigger)
-                                             for send, outcome in results])
+        core(_INSERT_ATTEMPT, [attempt_row(send.delivery_id, outcome, send.trigger) for send, outcome in results])
     changes, resends, retries = [], [], []
     for send, outcome in results:
         delivery = rows[send.delivery_id]
-        values, delay = record_outcome(delivery, delivery.endpoint, outcome, send.trigger)
+        values, delay = record_outcome(delivery, endpoints[delivery.endpoint_id], outcome, send.trigger)
         if send.trigger == SCHEDULED and delivery.manual_pending:
             # A resend was asked for while this scheduled attempt was in flight: it goes next.
             values.update(manual_pending=True, next_attempt_at=utcnow(), enqueued_at=utcnow())
             resends.append(Next(delivery.id, values["attempt_count"], True))
         elif delay is not None:
             retries.append((delay, Next(delivery.id, values["attempt_count"], False)))
-        changes.append({"id": delivery.id, **values})
+        changes.append({"tenant": tenant_id, "delivery": delivery.id, **values})
         log.info("delivery %s attempt %d: %s", delivery.id, values["attempt_count"],
                  outcome.error or outcome.response_status)
     if changes:
-        db.session.execute(update(Delivery), changes)
+        core(_update_delivery(), changes)
     db.session.commit()
     if resends:
         enqueue_deliveries(tenant_id, resends, MANUAL)
@@ -157,17 +156,30 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
         wake_drain(tenant_id)
 
 
-# record()'s reads, built once with parameters (building and hashing a statement costs more than a short
-# batch's writes). The endpoints' lock is Core: by primary key, and it reads nothing.
+# record()'s statements, built once with parameters (building and hashing a statement costs more than a short
+# batch's writes). The endpoints are models (an attempt's outcome may change them: a failing streak, disabling);
+# the deliveries are Core rows of what an outcome depends on, read and written by primary key.
 @functools.cache
 def _lock_endpoints():
-    endpoints = Endpoint.__table__
-    return (select(endpoints.c.id).where(endpoints.c.id.in_(bindparam("ids", expanding=True)))
-            .order_by(endpoints.c.id).with_for_update(read=True, key_share=True))
+    return (select(Endpoint).where(Endpoint.id.in_(bindparam("ids", expanding=True))).order_by(Endpoint.id)
+            .with_for_update(read=True, key_share=True).execution_options(populate_existing=True))
+
+
+_deliveries = Delivery.__table__
+_INSERT_ATTEMPT = insert(Attempt.__table__)
 
 
 @functools.cache
 def _lock_deliveries():
-    return (select(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True))).order_by(Delivery.id)
-            .options(joinedload(Delivery.endpoint)).with_for_update(of=Delivery)
-            .execution_options(populate_existing=True))
+    return (select(_deliveries.c.id, _deliveries.c.endpoint_id, _deliveries.c.status, _deliveries.c.attempt_count,
+                   _deliveries.c.manual_pending)
+            .where(_deliveries.c.tenant_id == bindparam("tenant_id"),
+                   _deliveries.c.id.in_(bindparam("ids", expanding=True)))
+            .order_by(_deliveries.c.id).with_for_update())
+
+
+@functools.cache
+def _update_delivery():
+    # "tenant" and "delivery", not the columns' names: those are the SET clause's parameters.
+    return update(_deliveries).where(_deliveries.c.tenant_id == bindparam("tenant"),
+                                     _deliveries.c.id == bindparam("delivery"))

@@ -136,7 +136,8 @@ def record_outcome(delivery: Delivery, endpoint: Endpoint, outcome: Outcome,
                    trigger: str) -> tuple[dict, float | None]:
     """What a stored attempt does to its delivery: the delivery's new column values (for a bulk UPDATE by
     primary key), and the delay before its next attempt (None: there is none). The endpoint's failing
-    streak, and disabling it, are applied to ``endpoint``."""
+    streak, and disabling it, are applied to ``endpoint``. Of ``delivery`` (a model or a row), its ``id``,
+    ``status`` and ``attempt_count`` are read."""
     was_final = delivery.status in (SUCCEEDED, FAILED)
     values = dict(attempt_count=delivery.attempt_count + 1, last_attempt_at=outcome.started_at,
                   last_response_status=outcome.response_status, last_error=outcome.error, manual_pending=False,
