@@ -47,17 +47,19 @@ _CONTEXT_HEADERS = (("agenthooks-run-id", "run_id"), ("agenthooks-parent-event-i
                     ("traceparent", "traceparent"), ("tracestate", "tracestate"))
 
 
-def headers_for(event: Event, endpoint: Endpoint) -> dict:
+def headers_for(claimed, secrets: list[str]) -> dict:
+    """The request's headers: the Standard Webhooks ones, signed with each of ``secrets``, and the event's
+    context. ``claimed``: a row of ``claimed()``."""
     timestamp = int(time.time())
     headers = {
         "content-type": "application/json",
         "user-agent": f"AgentHooks/{__version__}",
-        "webhook-id": event.id,
+        "webhook-id": claimed.event_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature_header(event.id, timestamp, event.body, signing_secrets(endpoint)),
+        "webhook-signature": signature_header(claimed.event_id, timestamp, claimed.body, secrets),
     }
     for header, attribute in _CONTEXT_HEADERS:
-        value = getattr(event, attribute)
+        value = getattr(claimed, attribute)
         if value:
             headers[header] = value
     return headers
@@ -77,17 +79,39 @@ class Send(NamedTuple):
     allow_private: bool
 
 
-def prepare(delivery: Delivery) -> Send | None:
-    """What the claimed delivery's attempt needs; None when it is settled without one (endpoint disabled)."""
-    endpoint, event = delivery.endpoint, delivery.event
-    trigger = MANUAL if delivery.manual_pending else SCHEDULED
-    if not endpoint.enabled and trigger == SCHEDULED:
-        delivery.status, delivery.next_attempt_at, delivery.lease_until = FAILED, None, None
-        delivery.last_error = "endpoint disabled"
-        return None
+def claimed(tenant_id: str, ids: list[str]) -> list:
+    """The claimed deliveries (of ``ids``), earliest due first, as rows with what their attempts need of
+    their events and endpoints: one Core statement, where loading them as models with both joined cost a
+    drain more than its claim's other statements together."""
+    return core(_claimed(), {"tenant_id": tenant_id, "ids": ids}).all()
+
+
+def prepare(rows: list) -> list[Send]:
+    """What the attempts of claimed deliveries (rows of ``claimed()``) need. A delivery to a disabled
+    endpoint is settled without one (failed; a resend is still sent). One that cannot be prepared (say, a
+    secret that no key decrypts) keeps its claim, which runs out, and is tried again then: it does not
+    stop the rest. The caller commits."""
     config = current_app.config
-    return Send(delivery.id, endpoint.id, endpoint.url, event.body, headers_for(event, endpoint), trigger,
-                 delivery.lease_until, config["DELIVERY_TIMEOUT"], config["ALLOW_PRIVATE_DESTINATIONS"])
+    sends, secrets, settled = [], {}, []
+    for row in rows:
+        trigger = MANUAL if row.manual_pending else SCHEDULED
+        if not row.enabled and trigger == SCHEDULED:
+            settled.append(row.id)
+            continue
+        try:
+            if row.endpoint_id not in secrets:  # decrypted once per endpoint, not per delivery
+                secrets[row.endpoint_id] = signing_secrets(row)
+            headers = headers_for(row, secrets[row.endpoint_id])
+        except Exception:  # logged with its traceback
+            log.exception("could not prepare delivery %s", row.id)
+            continue
+        sends.append(Send(row.id, row.endpoint_id, row.url, row.body, headers, trigger, row.lease_until,
+                          config["DELIVERY_TIMEOUT"], config["ALLOW_PRIVATE_DESTINATIONS"]))
+    if settled:
+        db.session.execute(update(Delivery).where(Delivery.id.in_(settled)).values(
+            status=FAILED, next_attempt_at=None, lease_until=None, last_error="endpoint disabled")
+            .execution_options(synchronize_session=False))
+    return sends
 
 
 def attempt(send: Send) -> Outcome | None:
@@ -167,6 +191,21 @@ def _lock_endpoints():
 
 _deliveries = Delivery.__table__
 _INSERT_ATTEMPT = insert(Attempt.__table__)
+
+
+@functools.cache
+def _claimed():
+    events, endpoints = Event.__table__, Endpoint.__table__
+    return (select(_deliveries.c.id, _deliveries.c.attempt_count, _deliveries.c.manual_pending,
+                   _deliveries.c.lease_until, _deliveries.c.endpoint_id, endpoints.c.url, endpoints.c.enabled,
+                   endpoints.c.rate_limit, endpoints.c.secret_encrypted, endpoints.c.previous_secret_encrypted,
+                   endpoints.c.previous_secret_expires_at, _deliveries.c.event_id, events.c.body, events.c.run_id,
+                   events.c.parent_event_id, events.c.traceparent, events.c.tracestate)
+            .join_from(_deliveries, events, _deliveries.c.event_id == events.c.id)
+            .join_from(_deliveries, endpoints, _deliveries.c.endpoint_id == endpoints.c.id)
+            .where(_deliveries.c.tenant_id == bindparam("tenant_id"),
+                   _deliveries.c.id.in_(bindparam("ids", expanding=True)))
+            .order_by(_deliveries.c.next_attempt_at))
 
 
 @functools.cache

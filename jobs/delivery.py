@@ -7,13 +7,12 @@ import time
 from datetime import timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import joinedload
 
 from webapp.extensions import db
 from webapp.models import PENDING, RETRYING, SCHEDULED, Delivery, utcnow
 from webapp.queue import enqueue_delivery_in, job_id, next_of
 
-from .attempts import attempt, claimable, lease_from, prepare, record
+from .attempts import attempt, claimable, claimed, lease_from, prepare, record
 from .context import job_context
 from .pacing import hold, reserve_slot, space
 
@@ -21,11 +20,11 @@ from .pacing import hold, reserve_slot, space
 _EARLY_SECONDS = 5
 
 
-def _claim(delivery_id: str) -> Delivery | None:
+def _claim(tenant_id: str, delivery_id: str):
     """Lease the delivery if it is due and nobody holds it; the database makes this atomic across workers.
 
-    Returns the claimed delivery with its endpoint and event, loaded in the claim's transaction (one
-    round trip instead of three); the caller commits. Returns None, committed, when it was not claimed."""
+    Returns the claimed delivery, a row of ``attempts.claimed`` read in the claim's transaction; the caller
+    commits. Returns None, committed, when it was not claimed."""
     now = utcnow()
     result = db.session.execute(
         update(Delivery).where(Delivery.id == delivery_id, *claimable(now)).values(lease_until=lease_from(now))
@@ -34,8 +33,7 @@ def _claim(delivery_id: str) -> Delivery | None:
     if result.rowcount != 1:
         db.session.commit()
         return None
-    return db.session.scalars(select(Delivery).where(Delivery.id == delivery_id)
-                              .options(joinedload(Delivery.endpoint), joinedload(Delivery.event))).one()
+    return claimed(tenant_id, [delivery_id])[0]
 
 
 def _not_claimed(tenant_id: str, delivery_id: str, trigger: str) -> None:
@@ -51,11 +49,11 @@ def _not_claimed(tenant_id: str, delivery_id: str, trigger: str) -> None:
         enqueue_delivery_in(early, tenant_id, next_of(delivery), trigger, job_id_suffix=_fresh_suffix())
 
 
-def _put_back(tenant_id: str, delivery: Delivery, slot: float, trigger: str) -> None:
+def _put_back(tenant_id: str, delivery, slot: float, trigger: str) -> None:
     """Release the claim and send at its pacing slot (a Unix time) without spending an attempt."""
-    delivery.lease_until = None
-    delivery.next_attempt_at = utcnow() + timedelta(seconds=slot - time.time())
-    delivery.enqueued_at = utcnow()
+    db.session.execute(update(Delivery).where(Delivery.id == delivery.id).values(
+        lease_until=None, next_attempt_at=utcnow() + timedelta(seconds=slot - time.time()), enqueued_at=utcnow())
+        .execution_options(synchronize_session=False))
     db.session.commit()
     hold(tenant_id, next_of(delivery), trigger, slot, job_id(delivery) + _fresh_suffix())
 
@@ -70,16 +68,15 @@ def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED, slot_res
     """Attempt one delivery (the job RQ runs). ``trigger`` is informative: the row says what is due.
     ``slot_reserved``: this job was put back for a pacing slot it already holds."""
     with job_context(tenant_id):
-        delivery = _claim(delivery_id)
+        delivery = _claim(tenant_id, delivery_id)
         if delivery is None:
             _not_claimed(tenant_id, delivery_id, trigger)
             return
-        send = prepare(delivery)
-        if send is None:
-            db.session.commit()
+        sends = prepare([delivery])
+        db.session.commit()  # what prepare settled; and hold no transaction open across the HTTP call
+        if not sends:
             return
-        rate_limit = delivery.endpoint.rate_limit
-        db.session.commit()  # hold no transaction open across the HTTP call
+        send, rate_limit = sends[0], delivery.rate_limit
         # The slot is reserved after the commit, so a slow commit (SQLite's fsync, a busy writer)
         # delays only the reservation and not the send behind it.
         slot = None if slot_reserved else reserve_slot(send.endpoint_id, rate_limit)

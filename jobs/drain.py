@@ -11,14 +11,13 @@ from concurrent.futures import wait
 
 from flask import current_app
 from sqlalchemy import bindparam, func, or_, select, text, update
-from sqlalchemy.orm import joinedload
 
 from webapp.extensions import db
 from webapp.models import Delivery, Endpoint, utcnow
 from webapp.queue import drain_started, others_waiting, wake_drain
 from webapp.tenancy import tenant_scope
 
-from .attempts import Send, attempt, claimable, lease_from, prepare, record
+from .attempts import Send, attempt, claimable, claimed, lease_from, prepare, record
 from .context import job_context
 from .lanes import SLOW_SECONDS, lanes
 
@@ -42,11 +41,11 @@ LINGER_SECONDS = 0.01
 IDLE_SECONDS = 0.05
 
 
-def _claim_batch(tenant_id: str) -> list[Delivery]:
+def _claim_batch(tenant_id: str) -> list:
     """Lease up to BATCH of the tenant's due deliveries, earliest first. None of a paced endpoint (each of
     those waits for its own slot, in ``deliver``), none of an endpoint whose lane is full in this process,
     and no more than a lane's width of one that is slow to answer (the rest would wait in its lane while
-    their claims ran out). Returns them with their endpoints and events.
+    their claims ran out). Returns them as rows of ``attempts.claimed``.
 
     Two plain statements, choose then claim by primary key: as one UPDATE with the choice as a subquery,
     PostgreSQL may run the subquery again for every due row. PostgreSQL skips rows that another worker is
@@ -65,7 +64,7 @@ def _claim_batch(tenant_id: str) -> list[Delivery]:
     ids = db.session.scalars(_lease(), dict(tenant=tenant_id, ids=chosen_ids, now=now, lease=lease_from(now))).all()
     if not ids:
         return []
-    return list(db.session.scalars(_claimed(), {"ids": ids}))
+    return claimed(tenant_id, ids)
 
 
 # PostgreSQL, for the choice alone: walk ix_deliveries_tenant_due in order and stop at the batch. On a table
@@ -77,7 +76,7 @@ _SORTS_OFF, _SORTS_AS_CONFIGURED = text("SET LOCAL enable_sort = off"), text("SE
 
 
 # The claim's statements are built once, with parameters: on a short queue, building and hashing a statement
-# cost more than running it. The first two are Core (the tenant is spelled out), the last loads models.
+# cost more than running it. Core: the tenant is spelled out.
 _deliveries, _endpoints = Delivery.__table__, Endpoint.__table__
 
 
@@ -111,22 +110,6 @@ def _lease():
             .values(lease_until=bindparam("lease")).returning(_deliveries.c.id))
 
 
-@functools.cache
-def _claimed():
-    return (select(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True)))
-            .order_by(Delivery.next_attempt_at).options(joinedload(Delivery.endpoint), joinedload(Delivery.event)))
-
-
-def _prepare(delivery: Delivery) -> Send | None:
-    """``prepare``, but one delivery that cannot be prepared (say, a secret no key decrypts) does not stop
-    the rest of its batch: it keeps its claim, which runs out, and is tried again then."""
-    try:
-        return prepare(delivery)
-    except Exception:  # logged with its traceback
-        log.exception("could not prepare delivery %s", delivery.id)
-        return None
-
-
 def _record_later(app, tenant_id: str, send: Send, future) -> None:
     """Record an attempt that outlasted its drain's patience, in the lane thread that made it."""
     try:
@@ -144,8 +127,8 @@ def _record_later(app, tenant_id: str, send: Send, future) -> None:
 
 def _drain_batch(app, tenant_id: str) -> int:
     """Claim a batch, attempt it, record what ended within the patience; returns how many were claimed."""
-    claimed = _claim_batch(tenant_id)
-    sends = [send for send in map(_prepare, claimed) if send is not None]
+    batch = _claim_batch(tenant_id)
+    sends = prepare(batch)
     db.session.commit()  # the claims are ours; hold no transaction open across the HTTP calls
     futures = {lanes.submit(send.endpoint_id, attempt, send): send for send in sends}
     expected_slow = {f for f, send in futures.items() if lanes.is_slow(send.endpoint_id)}
@@ -157,7 +140,7 @@ def _drain_batch(app, tenant_id: str) -> int:
         future.add_done_callback(lambda f, send=futures[future]: _record_later(app, tenant_id, send, f))
     if done:
         record(tenant_id, [(futures[future], future.result()) for future in done])
-    return len(claimed)
+    return len(batch)
 
 
 def _linger(tenant_id: str, until: float) -> bool:
@@ -174,12 +157,12 @@ def deliver_due(tenant_id: str) -> None:
         # Batch after batch until none is due: with events arriving one by one, the next claim usually finds
         # those that came during this batch, which is cheaper than their own job.
         idle_ends = time.monotonic() + IDLE_SECONDS
-        while (claimed := _drain_batch(app, tenant_id)) or _linger(tenant_id, min(idle_ends, turn_ends)):
+        while (count := _drain_batch(app, tenant_id)) or _linger(tenant_id, min(idle_ends, turn_ends)):
             if time.monotonic() > turn_ends:
                 break
-            if claimed:
+            if count:
                 idle_ends = time.monotonic() + IDLE_SECONDS
-            if claimed < BATCH:
+            if count < BATCH:
                 time.sleep(LINGER_SECONDS)  # let the next few events arrive and share the next batch
         else:
             return  # nothing (more) is due now; what is committed later wakes a drain of its own

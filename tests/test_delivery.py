@@ -290,6 +290,44 @@ def test_a_delivery_that_cannot_be_signed_does_not_hold_up_the_rest_of_its_batch
     assert {r.path.rsplit("?", 1)[1] for r in receiver.requests} == {"fine"}
 
 
+def test_a_delivery_whose_endpoint_was_disabled_before_its_claim_fails_unsent_and_a_resend_still_goes(
+        app, tenant, receiver, stack):
+    """An endpoint disabled after its delivery was stored but before a worker claimed it (disable() leaves a
+    delivery that a worker holds alone): the claim settles it as failed, "endpoint disabled", without sending
+    it, and the batch's other delivery goes out. A resend asked for by hand is still sent."""
+    from sqlalchemy import select, update
+
+    from webapp.extensions import db
+    from webapp.models import Delivery, Endpoint
+    from webapp.tenancy import tenant_scope
+
+    agent = make_agent(tenant.api)
+    off = make_endpoint(tenant.api, receiver.url + "?off")
+    make_endpoint(tenant.api, receiver.url + "?on")
+    event = send(tenant.api, agent["id"])  # no worker yet: both deliveries wait
+    with app.app_context(), tenant_scope(tenant.id):
+        db.session.execute(update(Endpoint).where(Endpoint.id == off["id"]).values(enabled=False))
+        db.session.commit()
+    stored = tenant.api.get(f"/api/v1/events/{event['id']}").json["deliveries"]
+    deliveries = {d["endpoint_id"]: d["id"] for d in stored}
+    stack.start_worker()
+
+    assert receiver.wait_for(1)[0].path.endswith("?on")
+    failed = wait_for_status(tenant.api, deliveries[off["id"]], "failed")
+    assert failed["attempt_count"] == 0 and failed["attempts"] == [] and failed["next_attempt_at"] is None
+    with app.app_context(), tenant_scope(tenant.id):
+        row = db.session.scalars(select(Delivery).where(Delivery.id == deliveries[off["id"]])).one()
+        assert row.last_error == "endpoint disabled" and row.lease_until is None
+    time.sleep(0.5)
+    assert len(receiver.requests) == 1
+
+    assert tenant.api.post(f"/api/v1/deliveries/{deliveries[off['id']]}/resend").status_code == 202
+    resent = receiver.wait_for(2)[1]
+    assert resent.path.endswith("?off") and resent.headers["webhook-id"] == event["id"]
+    delivered = wait_for_status(tenant.api, deliveries[off["id"]], "succeeded")
+    assert [a["trigger"] for a in delivered["attempts"]] == ["manual"]
+
+
 def test_an_endpoint_deleted_while_its_batch_is_out_leaves_the_rest_of_the_batch_delivered_once(
         app, tenant, receiver, worker):
     """The endpoint goes (and its deliveries with it) while a batch holding its attempts is out, and its

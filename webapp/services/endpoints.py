@@ -172,7 +172,8 @@ def reveal_secret(endpoint_id: str) -> tuple[Endpoint, str]:
 
 
 def signing_secrets(endpoint: Endpoint) -> list[str]:
-    """The secrets that sign a delivery now: the current one and, for 24 h after a rotation, the old one."""
+    """The secrets that sign a delivery now: the current one and, for 24 h after a rotation, the old one.
+    ``endpoint``: a model, or a row with its three secret columns."""
     secrets = [current_secret(endpoint)]
     if endpoint.previous_secret_encrypted and endpoint.previous_secret_expires_at and \
             endpoint.previous_secret_expires_at > utcnow():
