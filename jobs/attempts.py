@@ -136,8 +136,8 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
     # The endpoints' rows first, in order, as deleting an endpoint takes them (its row, then through the
     # cascade its deliveries'): a record and a delete then wait for each other instead of deadlocking,
     # and the deliveries read below are those that outlived any delete. (PostgreSQL; SQLite has one writer.)
-    endpoints = {endpoint.id: endpoint for endpoint in db.session.scalars(
-        _lock_endpoints(), {"ids": sorted({send.endpoint_id for send, _ in results})})}
+    endpoints = {row.id: row for row in core(
+        _lock_endpoints(), {"tenant_id": tenant_id, "ids": sorted({send.endpoint_id for send, _ in results})})}
     handed_back = [send for send, outcome in results if outcome is None]
     results = [(send, outcome) for send, outcome in results if outcome is not None]
     for send in handed_back:  # only while the claim is still ours (<=: a later claim has a later lease)
@@ -157,7 +157,8 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
     changes, resends, retries = [], [], []
     for send, outcome in results:
         delivery = rows[send.delivery_id]
-        values, delay = record_outcome(delivery, endpoints[delivery.endpoint_id], outcome, send.trigger)
+        values, delay = record_outcome(delivery, _endpoint(endpoints, delivery.endpoint_id, outcome), outcome,
+                                       send.trigger)
         if send.trigger == SCHEDULED and delivery.manual_pending:
             # A resend was asked for while this scheduled attempt was in flight: it goes next.
             values.update(manual_pending=True, next_attempt_at=utcnow(), enqueued_at=utcnow())
@@ -180,13 +181,25 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
         wake_drain(tenant_id)
 
 
+def _endpoint(endpoints: dict, endpoint_id: str, outcome: Outcome):
+    """The endpoint for record_outcome: its locked row, which the usual outcome (a success, and no failing
+    streak to end) only reads; else its model, loaded once per record, which the outcome changes."""
+    endpoint = endpoints[endpoint_id]
+    if isinstance(endpoint, Endpoint) or (outcome.succeeded and endpoint.failing_since is None):
+        return endpoint
+    endpoints[endpoint_id] = model = db.session.get(Endpoint, endpoint_id, populate_existing=True)
+    return model
+
+
 # record()'s statements, built once with parameters (building and hashing a statement costs more than a short
-# batch's writes). The endpoints are models (an attempt's outcome may change them: a failing streak, disabling);
-# the deliveries are Core rows of what an outcome depends on, read and written by primary key.
+# batch's writes): Core rows of what an outcome depends on, read and written by primary key.
 @functools.cache
 def _lock_endpoints():
-    return (select(Endpoint).where(Endpoint.id.in_(bindparam("ids", expanding=True))).order_by(Endpoint.id)
-            .with_for_update(read=True, key_share=True).execution_options(populate_existing=True))
+    endpoints = Endpoint.__table__
+    return (select(endpoints.c.id, endpoints.c.failing_since)
+            .where(endpoints.c.tenant_id == bindparam("tenant_id"),
+                   endpoints.c.id.in_(bindparam("ids", expanding=True)))
+            .order_by(endpoints.c.id).with_for_update(read=True, key_share=True))
 
 
 _deliveries = Delivery.__table__

@@ -152,6 +152,27 @@ def test_endpoint_that_only_fails_is_disabled_then_enabled_and_recovered(app, te
     assert detail["attempts"][-1]["trigger"] == "manual" and detail["attempts"][-1]["response_status"] == 200
 
 
+def test_a_success_ends_the_failing_streak_so_a_later_failure_does_not_disable_the_endpoint(
+        app, tenant, receiver, stack):
+    """ENDPOINT_DISABLE_AFTER counts from the first failure of an unbroken streak: an endpoint that failed,
+    answered again, and fails once more later than that is not disabled."""
+    stack.env["ENDPOINT_DISABLE_AFTER"] = "2"
+    stack.env["DELIVERY_RETRY_SCHEDULE"] = "1,1,1,1,1,1"
+    stack.start_worker()
+    agent = make_agent(tenant.api)
+    endpoint = make_endpoint(tenant.api, receiver.url)
+    receiver.reply(Reply(500, b"down"))
+    first = send(tenant.api, agent["id"])["id"]
+    wait_for_status(tenant.api, delivery_of(tenant.api, first)["id"], "succeeded")  # its retry got a 200
+    time.sleep(2.5)  # longer than ENDPOINT_DISABLE_AFTER since that first failure
+    receiver.reply(Reply(500, b"down again"))
+    second = send(tenant.api, agent["id"])["id"]
+    delivered = wait_for_status(tenant.api, delivery_of(tenant.api, second)["id"], "succeeded")
+    assert [a["response_status"] for a in delivered["attempts"]] == [500, 200]
+    shown = tenant.api.get(f"/api/v1/endpoints/{endpoint['id']}").json
+    assert shown["enabled"] is True and shown["disabled_reason"] is None
+
+
 def test_recover_validates_since(tenant):
     endpoint = tenant.api.post("/api/v1/endpoints", json={"url": "https://example.com/x"}).json
     response = tenant.api.post(f"/api/v1/endpoints/{endpoint['id']}/recover", json={})
