@@ -14,7 +14,8 @@ then the drain job (jobs/drain.py, as a worker runs it, without RQ around it) de
 difference between a run that drains the last --events events' deliveries and one that does not, divided
 by the deliveries, is what one delivery of a backlog costs the worker (its claim, signing, HTTP request and
 record, in batches). The drain's waits are made instant and its patience long, so that a slow moment under
-valgrind changes no path; its lanes' threads make the count repeat to within about 0.5 %.
+valgrind changes no path. Its lanes' threads interleave differently from run to run, so the count repeats
+to within a few per cent (3 to 5 % seen on a busy machine), not to the instruction: compare in one run.
 
 With --baseline, the same is measured for that revision (checked out in a temporary git worktree) in the
 same run, and the ratio printed. Needs valgrind (Debian: apt-get install valgrind). Redis, SQLite and the
