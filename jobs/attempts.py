@@ -26,6 +26,10 @@ from . import sender
 log = logging.getLogger(__name__)
 # How long past the attempt's own timeout a claim lasts; a worker killed mid-attempt frees it then.
 LEASE_HEADROOM = 10
+# The claim's reads and record()'s statements are Core, built once with parameters: the ORM's loading and
+# bookkeeping cost a batch more than its statements did. Each spells out the tenant.
+_deliveries = Delivery.__table__
+_INSERT_ATTEMPT = insert(Attempt.__table__)
 
 
 def claimable(now):
@@ -47,19 +51,19 @@ _CONTEXT_HEADERS = (("agenthooks-run-id", "run_id"), ("agenthooks-parent-event-i
                     ("traceparent", "traceparent"), ("tracestate", "tracestate"))
 
 
-def headers_for(claimed, secrets: list[str]) -> dict:
+def headers_for(row, secrets: list[str]) -> dict:
     """The request's headers: the Standard Webhooks ones, signed with each of ``secrets``, and the event's
-    context. ``claimed``: a row of ``claimed()``."""
+    context. ``row``: a row of ``claimed()``."""
     timestamp = int(time.time())
     headers = {
         "content-type": "application/json",
         "user-agent": f"AgentHooks/{__version__}",
-        "webhook-id": claimed.event_id,
+        "webhook-id": row.event_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature_header(claimed.event_id, timestamp, claimed.body, secrets),
+        "webhook-signature": signature_header(row.event_id, timestamp, row.body, secrets),
     }
     for header, attribute in _CONTEXT_HEADERS:
-        value = getattr(claimed, attribute)
+        value = getattr(row, attribute)
         if value:
             headers[header] = value
     return headers
@@ -84,6 +88,21 @@ def claimed(tenant_id: str, ids: list[str]) -> list:
     their events and endpoints: one Core statement, where loading them as models with both joined cost a
     drain more than its claim's other statements together."""
     return core(_claimed(), {"tenant_id": tenant_id, "ids": ids}).all()
+
+
+@functools.cache
+def _claimed():
+    events, endpoints = Event.__table__, Endpoint.__table__
+    return (select(_deliveries.c.id, _deliveries.c.attempt_count, _deliveries.c.manual_pending,
+                   _deliveries.c.lease_until, _deliveries.c.endpoint_id, endpoints.c.url, endpoints.c.enabled,
+                   endpoints.c.rate_limit, endpoints.c.secret_encrypted, endpoints.c.previous_secret_encrypted,
+                   endpoints.c.previous_secret_expires_at, _deliveries.c.event_id, events.c.body, events.c.run_id,
+                   events.c.parent_event_id, events.c.traceparent, events.c.tracestate)
+            .join_from(_deliveries, events, _deliveries.c.event_id == events.c.id)
+            .join_from(_deliveries, endpoints, _deliveries.c.endpoint_id == endpoints.c.id)
+            .where(_deliveries.c.tenant_id == bindparam("tenant_id"),
+                   _deliveries.c.id.in_(bindparam("ids", expanding=True)))
+            .order_by(_deliveries.c.next_attempt_at))
 
 
 def prepare(rows: list) -> list[Send]:
@@ -200,25 +219,6 @@ def _lock_endpoints():
             .where(endpoints.c.tenant_id == bindparam("tenant_id"),
                    endpoints.c.id.in_(bindparam("ids", expanding=True)))
             .order_by(endpoints.c.id).with_for_update(read=True, key_share=True))
-
-
-_deliveries = Delivery.__table__
-_INSERT_ATTEMPT = insert(Attempt.__table__)
-
-
-@functools.cache
-def _claimed():
-    events, endpoints = Event.__table__, Endpoint.__table__
-    return (select(_deliveries.c.id, _deliveries.c.attempt_count, _deliveries.c.manual_pending,
-                   _deliveries.c.lease_until, _deliveries.c.endpoint_id, endpoints.c.url, endpoints.c.enabled,
-                   endpoints.c.rate_limit, endpoints.c.secret_encrypted, endpoints.c.previous_secret_encrypted,
-                   endpoints.c.previous_secret_expires_at, _deliveries.c.event_id, events.c.body, events.c.run_id,
-                   events.c.parent_event_id, events.c.traceparent, events.c.tracestate)
-            .join_from(_deliveries, events, _deliveries.c.event_id == events.c.id)
-            .join_from(_deliveries, endpoints, _deliveries.c.endpoint_id == endpoints.c.id)
-            .where(_deliveries.c.tenant_id == bindparam("tenant_id"),
-                   _deliveries.c.id.in_(bindparam("ids", expanding=True)))
-            .order_by(_deliveries.c.next_attempt_at))
 
 
 @functools.cache
