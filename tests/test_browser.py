@@ -112,6 +112,9 @@ class Dashboard:
         return page.url.rsplit("/", 1)[1]
 
     def reveal_secret(self) -> str:
+        # htmx reveals it in place once the page's scripts have run; a click before that submits the button's
+        # plain-GET fallback, a page of its own (seen on a busy machine: the test's URL check then failed).
+        self.page.wait_for_load_state("load")
         self.page.get_by_role("button", name="Reveal").click()
         secret = self.page.locator("#secret-value")
         expect(secret).to_have_text(SECRET)
