@@ -92,7 +92,8 @@ def drive(root: str, what: str, events: int, endpoints: int, receiver: str | Non
         from jobs import drain, lanes
         # No wait and no end of turn: what a drain does then depends on the instructions alone, not on how
         # slowly valgrind runs them (an attempt past SLOW_SECONDS would take the slow receiver's path).
-        drain.TURN_SECONDS, drain.IDLE_SECONDS, drain.LINGER_SECONDS = float("inf"), 0, 0
+        drain.TURN_SECONDS = drain.LONGEST_TURN_SECONDS = float("inf")
+        drain.IDLE_SECONDS = drain.LINGER_SECONDS = 0
         drain.SLOW_SECONDS = lanes.SLOW_SECONDS = 3600
         with app.app_context():
             drain.deliver_due(tenant_id)
