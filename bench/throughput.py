@@ -17,12 +17,15 @@ share the GIL with the measuring code). In one run it prints:
   rate without it just before: the median of --slow-rounds rounds);
 - scale: the log page and GET /api/v1/deliveries, first page and filtered, at --scale bulk-loaded rows;
 - CPU by process group and peak RSS of web and worker processes. Rates also as ratios to the raw ceiling.
+The ingest's clients (8 threads) use http.client, not requests: they stand for agents on other machines but
+share these cores with the product (LOAD_CLIENT=requests for the client of runs before 2026-11-28 morning).
 bench/RESULTS.md has the figures of this machine.
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import http.client
 import json
 import os
 import shutil
@@ -36,6 +39,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -241,14 +245,17 @@ def raw_ceiling(url: str, seconds: float = 5.0) -> tuple[float, int]:
 
 def ingest(base: str, api_key: str, agent_id: str, events: int, concurrency: int,
            type_of=lambda seq: "message.received", rate: float | None = None) -> list[dict]:
-    """POST events from `concurrency` threads, each with its own keep-alive session; one record per request.
-    With ``rate``, event number n leaves at n / rate seconds after the start (a steady load), else at once."""
+    """POST events from `concurrency` threads, each with its own keep-alive connection; one record per request.
+    With ``rate``, event number n leaves at n / rate seconds after the start (a steady load), else at once.
+
+    The clients stand for agents on other machines, yet share these two cores with the product: they use
+    http.client, which costs a fraction of requests' CPU per call (LOAD_CLIENT=requests for the earlier one)."""
     results, lock, counter = [], threading.Lock(), iter(range(events))
     started = time.monotonic()
+    post = _requests_poster if os.environ.get("LOAD_CLIENT") == "requests" else _stdlib_poster
 
     def client() -> None:
-        session = requests.Session()
-        session.headers.update({"Authorization": f"Bearer {api_key}"})
+        send = post(base, api_key)
         while True:
             with lock:
                 seq = next(counter, None)
@@ -259,11 +266,7 @@ def ingest(base: str, api_key: str, agent_id: str, events: int, concurrency: int
             body = {"type": type_of(seq), "agent_id": agent_id, "conversation_id": f"conv-{seq}",
                     "user": {"id": f"u-{seq}", "email": "a@example.com", "name": "Ada"}, "data": PAYLOAD_DATA}
             sent = time.time()
-            try:
-                response = session.post(f"{base}/api/v1/events", json=body, timeout=60)
-                status, answer = response.status_code, (response.json() if response.status_code == 202 else {})
-            except requests.RequestException as exc:
-                status, answer = type(exc).__name__, {}
+            status, answer = send(json.dumps(body).encode())
             with lock:
                 results.append({"sent": sent, "at": time.time(), "status": status, "id": answer.get("id"),
                                 "deliveries": answer.get("deliveries", 0)})
@@ -274,6 +277,49 @@ def ingest(base: str, api_key: str, agent_id: str, events: int, concurrency: int
     for thread in threads:
         thread.join()
     return results
+
+
+def _stdlib_poster(base: str, api_key: str):
+    """A function that POSTs an event on one keep-alive http.client connection: (status, answer)."""
+    url = urlsplit(base)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+
+    def attempt(body: bytes) -> tuple[int, dict]:
+        connection.request("POST", "/api/v1/events", body=body, headers=headers)
+        response = connection.getresponse()
+        answer = response.read()
+        return response.status, (json.loads(answer) if response.status == 202 else {})
+
+    def send(body: bytes) -> tuple[int | str, dict]:
+        reused = connection.sock is not None
+        try:
+            try:
+                return attempt(body)
+            except (http.client.RemoteDisconnected, ConnectionError):
+                connection.close()
+                if not reused:
+                    raise
+                return attempt(body)  # a keep-alive connection the server had closed: again, as urllib3 does
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()  # the next request connects again
+            return type(exc).__name__, {}
+
+    return send
+
+
+def _requests_poster(base: str, api_key: str):
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
+
+    def send(body: bytes) -> tuple[int | str, dict]:
+        try:
+            response = session.post(f"{base}/api/v1/events", data=body, timeout=60)
+            return response.status_code, (response.json() if response.status_code == 202 else {})
+        except requests.RequestException as exc:
+            return type(exc).__name__, {}
+
+    return send
 
 
 def _interrupt(*_) -> None:
@@ -446,6 +492,7 @@ def run(args, tmp: Path, stack: Stack) -> None:
     groups = {"gunicorn": [web.pid] + children_of(web.pid), "workers": worker_pids, "receiver": [receiver.pid],
               "redis" if stack.redis else "redis (whole shared server)": [redis_pid]}
     cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    web_cpu_before = {pid: cpu_seconds([pid]) for pid in groups["gunicorn"]}
     pg_before = {pid: cpu_seconds([pid]) for pid in postgres_backends(database_url)} if args.database_url else {}
     bench_before, busy_before, wall_before = sum(os.times()[:2]), machine_busy_seconds(), time.monotonic()
 
@@ -459,8 +506,10 @@ def run(args, tmp: Path, stack: Stack) -> None:
     used["bench client"] = sum(os.times()[:2]) - bench_before
     used["rest of machine (kernel, other users)"] = machine_busy_seconds() - busy_before - sum(used.values())
     print(f"cpu over that phase ({wall:.1f} s wall x {os.cpu_count()} cpus): "
-          + ", ".join(f"{name} {seconds:.1f} s ({100 * seconds / wall:.0f}%)" for name, seconds in used.items()),
-          flush=True)
+          + ", ".join(f"{name} {seconds:.1f} s ({100 * seconds / wall:.0f}%)" for name, seconds in used.items())
+          # Each gunicorn process is bound by its GIL: one core at most, however many threads it has.
+          + "; gunicorn by process (master first): "
+          + ", ".join(f"{cpu_seconds([pid]) - seconds:.1f} s" for pid, seconds in web_cpu_before.items()), flush=True)
 
     # Latency when the pipeline is not saturated: a steady load at half the end-to-end rate just measured.
     half = one["e2e"] / 2
