@@ -403,9 +403,8 @@ def run(args, tmp: Path, stack: Stack) -> None:
     api_key, tenant_id = created["api_key"], created["tenant_id"]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    # The Procfile's web process (WEB_CONCURRENCY workers of WEB_THREADS threads each).
-    web = stack.spawn("web", [py, "-m", "gunicorn", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
-                              "--threads", os.environ.get("WEB_THREADS", "4"), "--bind", f"127.0.0.1:{port}",
+    # The Procfile's web process (WEB_CONCURRENCY workers of WEB_THREADS threads each: webapp/gunicorn_conf.py).
+    web = stack.spawn("web", [py, "-m", "gunicorn", "-c", "webapp/gunicorn_conf.py", "--bind", f"127.0.0.1:{port}",
                               "webapp:create_app()"], env)
     workers = [stack.spawn(f"worker{i}", flask + ["worker"], env) for i in range(args.workers)]
 

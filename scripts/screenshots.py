@@ -124,7 +124,7 @@ class Product:
             db.engine.dispose()
         self.log = log = open(self.directory / "product.log", "ab")  # noqa: SIM115 (the children write to it until stop())
         self.children.append(subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "4",
+            [sys.executable, "-m", "gunicorn", "-c", "webapp/gunicorn_conf.py", "--bind", f"127.0.0.1:{self.port}",
              "--log-level", "warning", "webapp:create_app()"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
         self.children.append(subprocess.Popen([sys.executable, "-m", "flask", "--app", "webapp", "worker"],
                                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))

@@ -139,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         migrate()
         if stop_requested.is_set():
             return 0
-        children["web"] = start("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-                                        "--workers", "2", "--threads", "4", "webapp:create_app()"])
+        children["web"] = start("web", [sys.executable, "-m", "gunicorn", "-c", "webapp/gunicorn_conf.py",
+                                        "--bind", f"127.0.0.1:{port}", "webapp:create_app()"])
         children["worker"] = start("worker", [sys.executable, "-m", "flask", "--app", "webapp", "worker"])
         watched = {**children, **({"embedded Redis": redis.process} if redis else {})}
         announced = False
