@@ -106,8 +106,8 @@ class Soak:
                                            str(self.args.fail), str(self.args.seed)], stdout=subprocess.PIPE)
         receiver_port = int(receiver.stdout.readline())
         self.port = _free_port()
-        self.spawn("web", [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{self.port}",
-                           "webapp:create_app()"])
+        self.spawn("web", [sys.executable, "-m", "gunicorn", "-c", "webapp/gunicorn_conf.py",  # as the Procfile does
+                           "--bind", f"127.0.0.1:{self.port}", "webapp:create_app()"])
         for index in range(self.args.workers):
             self.start_worker(index)
         self.api = requests.Session()
