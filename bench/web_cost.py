@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import ROOT, Stack, children_of, cpu_seconds, free_port, wait_until  # noqa: E402
+from throughput import (PAYLOAD_DATA, ROOT, Stack, _stdlib_poster, children_of, cpu_seconds,  # noqa: E402
+                        free_port, wait_until)
 
 CLIENTS = 8
 
@@ -38,18 +39,16 @@ def trivial_app(environ, start_response):
 
 
 def load(port: int, seconds: float, body: bytes, api_key: str, gunicorn_pids: list[int]) -> tuple[float, float]:
-    """Requests/s and the gunicorn processes' CPU ms per request, over ``seconds`` of CLIENTS clients."""
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"}
+    """Requests/s and the gunicorn processes' CPU ms per request, over ``seconds`` of CLIENTS clients, each on
+    its own keep-alive connection (the benchmark's http.client poster)."""
     counts, failures, stop = [], [], time.monotonic() + seconds
 
     def client() -> None:
-        connection, done = http.client.HTTPConnection("127.0.0.1", port, timeout=30), 0
+        send, done = _stdlib_poster(f"http://127.0.0.1:{port}", api_key), 0
         while time.monotonic() < stop:
-            connection.request("POST", "/api/v1/events", body, headers)
-            answer = connection.getresponse()
-            answer.read()
-            if answer.status != 202:
-                failures.append(answer.status)
+            status, _ = send(body)
+            if status != 202:
+                failures.append(status)
                 break
             done += 1
         counts.append(done)
@@ -113,7 +112,9 @@ def main() -> None:
                 if agent_id is None and app != "web_cost:trivial_app":
                     agent_id = _agent(port, api_key)
                 body = json.dumps({"type": "message.received", "agent_id": agent_id or "agt_x",
-                                   "conversation_id": "conv-1", "data": {"text": "x" * 960}}).encode()
+                                   "conversation_id": "conv-1", "user": {"id": "u-1", "email": "a@example.com",
+                                                                         "name": "Ada"},
+                                   "data": PAYLOAD_DATA}).encode()  # the event bench/throughput.py sends
                 load(port, 1.0, body, api_key, [])  # warm-up: imports, connections, statement caches
                 figures.append(load(port, args.seconds, body, api_key, [web.pid, *children_of(web.pid)]))
                 stack.procs.remove(web)
