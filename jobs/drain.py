@@ -36,7 +36,12 @@ LONGEST_TURN_SECONDS = 2.0
 # at once found one delivery a batch and ended many drains early, each then queued anew; waiting lets a few
 # share the claim, the record and the job (bench: 103-141 jobs for 2,000 deliveries instead of 141-279, and
 # 1.6-2.0 ms of worker CPU a delivery instead of 2.0-3.2). It adds at most this to a delivery's latency.
-LINGER_SECONDS = 0.01
+# 30 ms rather than 10 (bench/throughput.py, five runs each on 2026-11-28): a claim's fixed cost is shared
+# by about three times as many deliveries, so the workers spent 0.64-0.79 ms of CPU a delivery instead of
+# 0.90-1.17 at full speed and 1.0-1.4 instead of 1.9-2.4 at half of it, which left the web more of the two
+# cores (ingest with the workers running 0.26-0.31x the raw ceiling instead of 0.22-0.29x). The price:
+# accept-to-receipt p50 18-21 ms instead of 8-9 at half speed, p99 39-48 ms instead of 16-23.
+LINGER_SECONDS = 0.03
 # A drain whose claim found nothing claims again every LINGER_SECONDS for this long before it ends (within
 # its turn, and unless another job waits for the worker): an empty claim is a cheap query, and a drain that
 # ended costs the next event a new RQ job. Bench at a steady ~155 events/s, two runs each, interleaved:
