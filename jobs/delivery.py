@@ -12,7 +12,7 @@ from webapp.extensions import db
 from webapp.models import PENDING, RETRYING, SCHEDULED, Delivery, utcnow
 from webapp.queue import enqueue_delivery_in, job_id, next_of
 
-from .attempts import attempt, claimable, claimed, lease_from, prepare, record
+from .attempts import attempt, claimable, claimed, lease, lease_from, prepare, record
 from .context import job_context
 from .pacing import hold, reserve_slot, space
 
@@ -27,7 +27,7 @@ def _claim(tenant_id: str, delivery_id: str):
     commits. Returns None, committed, when it was not claimed."""
     now = utcnow()
     result = db.session.execute(
-        update(Delivery).where(Delivery.id == delivery_id, *claimable(now)).values(lease_until=lease_from(now))
+        update(Delivery).where(Delivery.id == delivery_id, *claimable(now)).values(lease(lease_from(now)))
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:

@@ -17,7 +17,7 @@ from webapp.models import Delivery, Endpoint, utcnow
 from webapp.queue import drain_started, others_waiting, wake_drain
 from webapp.tenancy import tenant_scope
 
-from .attempts import Send, attempt, claimable, claimed, lease_from, prepare, record
+from .attempts import Send, attempt, claimable, claimed, lease, lease_from, prepare, record
 from .context import job_context
 from .lanes import SLOW_SECONDS, lanes
 
@@ -116,7 +116,7 @@ def _lease():
             # "tenant", not "tenant_id": SQLAlchemy keeps the columns' names for an UPDATE's SET clause.
             .where(_deliveries.c.tenant_id == bindparam("tenant"),
                    _deliveries.c.id.in_(bindparam("ids", expanding=True)), *claimable(bindparam("now")))
-            .values(lease_until=bindparam("lease")).returning(_deliveries.c.id))
+            .values(lease(bindparam("lease"))).returning(_deliveries.c.id))
 
 
 def _record_later(app, tenant_id: str, send: Send, future) -> None:

@@ -375,3 +375,39 @@ def test_a_drain_with_nothing_to_do_gives_way_to_other_jobs_only(app, make_tenan
         assert others_waiting(mine.id)
         stack.stop_redis()
         assert others_waiting(mine.id)
+
+
+def test_a_claim_leaves_the_log_alone_and_updates_the_row_in_place(app, tenant, receiver, stack):
+    """A worker's claim writes its lease and nothing that the log shows: the delivery's updated_at (the live
+    log's watermark) keeps its value, so the log has nothing new to send for it. On PostgreSQL the row is
+    updated in place (a HOT update, which adds no entry to any of the table's indexes), in the room that
+    migration 0007 leaves on each page."""
+    from sqlalchemy import select, text
+
+    from jobs.drain import _claim_batch
+    from webapp.extensions import db
+    from webapp.models import Delivery
+    from webapp.services.deliveries import changed_since
+    from webapp.tenancy import tenant_scope
+
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    event = send(tenant.api, agent["id"])  # no worker: the delivery waits for the claim below
+    with app.app_context(), tenant_scope(tenant.id):
+        stored = db.session.scalars(select(Delivery).where(Delivery.event_id == event["id"])).one()
+        delivery_id, stored_at = stored.id, stored.updated_at
+        db.session.commit()
+
+        assert [row.id for row in _claim_batch(tenant.id)] == [delivery_id]
+        if db.engine.dialect.name == "postgresql":
+            in_place = db.session.scalar(text(
+                "SELECT n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'deliveries'"))
+            assert in_place == 1
+            # On a page already full of rows this needs the room the table keeps free.
+            options = db.session.scalar(text("SELECT reloptions FROM pg_class WHERE relname = 'deliveries'"))
+            assert "fillfactor=70" in options
+        db.session.commit()
+
+        claimed = db.session.get(Delivery, delivery_id, populate_existing=True)
+        assert claimed.lease_until is not None and claimed.status == "pending"
+        assert claimed.updated_at == stored_at and changed_since(stored_at) == []

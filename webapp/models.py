@@ -223,6 +223,8 @@ class Delivery(TenantMixin, db.Model):
     __tablename__ = "deliveries"
     # ix_deliveries_tenant_id_id serves every lookup by tenant: one index fewer to write for every delivery
     # stored and every attempt recorded (PostgreSQL updates each index of a row whose indexed columns change).
+    # On PostgreSQL the table keeps 30 % of each page free (fillfactor 70, migration 0007), where a claim,
+    # which changes no indexed column (jobs/attempts.py: lease), updates its row in place.
     tenant_id_index = False
     __table_args__ = (
         Index("ix_deliveries_tenant_id_id", "tenant_id", "id"),
