@@ -46,10 +46,10 @@ def lease_from(now):
 
 
 def lease(until) -> dict:
-    """What a claim writes: the lease alone. A claim changes nothing the log shows, so updated_at (the live
-    log's watermark, which its onupdate would stamp) keeps its value. No indexed column changes then, and
-    PostgreSQL can update the row in place (HOT: no new entry in any of the table's indexes) in the room
-    that the table's fillfactor leaves on each page (migration 0007)."""
+    """What a claim (or handing it back, with None) writes: the lease alone. Neither changes anything the log
+    shows, so updated_at (the live log's watermark, which its onupdate would stamp) keeps its value. No
+    indexed column changes then, and PostgreSQL can update the row in place (HOT: no new entry in any of
+    the table's indexes) in the room that the table's fillfactor leaves on each page (migration 0007)."""
     return {"lease_until": until, "updated_at": _deliveries.c.updated_at}
 
 
@@ -170,7 +170,7 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
     for send in handed_back:  # only while the claim is still ours (<=: a later claim has a later lease)
         db.session.execute(update(Delivery).where(Delivery.id == send.delivery_id,
                                                   Delivery.lease_until <= send.lease_until)
-                           .values(lease_until=None).execution_options(synchronize_session=False))
+                           .values(lease(None)).execution_options(synchronize_session=False))
     # The rows locked (PostgreSQL) from this read to the commit: a resend asked for meanwhile waits for the
     # commit and then applies in full, rather than being half overwritten by the values written here.
     ids = [send.delivery_id for send, _ in results]
