@@ -13,6 +13,9 @@ PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 # JSON and other non-HTML answers load nothing at all.
 OTHER_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 HSTS = "max-age=31536000; includeSubDomains"
+_DEFAULTS = (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"), ("Referrer-Policy", "same-origin"),
+             ("Cross-Origin-Opener-Policy", "same-origin"),
+             ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"))
 
 
 def init_app(app: Flask) -> None:
@@ -27,12 +30,13 @@ def init_app(app: Flask) -> None:
 
 def _security_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", PAGE_CSP if response.mimetype == "text/html" else OTHER_CSP)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-    if request.is_secure:
-        headers.setdefault("Strict-Transport-Security", HSTS)
+    # One pass over what the view set, then appends: each setdefault would scan the whole list again.
+    present = {name.lower() for name in headers.keys()}
+    for name, value in _DEFAULTS:
+        if name.lower() not in present:
+            headers.add(name, value)
+    if "content-security-policy" not in present:
+        headers.add("Content-Security-Policy", PAGE_CSP if response.mimetype == "text/html" else OTHER_CSP)
+    if request.is_secure and "strict-transport-security" not in present:
+        headers.add("Strict-Transport-Security", HSTS)
     return response
