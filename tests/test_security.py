@@ -86,6 +86,22 @@ def test_api_answers_load_nothing_and_hsts_comes_with_https(client, tenant):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     secure = client.get("/login", base_url="https://agenthooks.example")
     assert secure.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    agent = tenant.api.post("/api/v1/agents", json={"name": "bot"}).json
+    event = tenant.api.post("/api/v1/events", json={"type": "message.sent", "agent_id": agent["id"]})
+    for answer in (response, event, secure):  # each header once, whoever set it
+        assert all(len(answer.headers.getlist(name)) == 1 for name in answer.headers.keys()), answer.headers
+    assert event.headers["X-RateLimit-Limit"].isdigit()  # the API's own count, not Flask-Limiter's
+
+
+def test_the_limiter_passes_api_requests_by_or_the_app_does_not_start():
+    """Flask-Limiter's hooks skip the API (it counts its own); should a version of it hook in otherwise,
+    the app refuses to start rather than count events twice or not skip them."""
+    from flask import Flask
+
+    from webapp.extensions import limiter_passes_by
+
+    with pytest.raises(RuntimeError, match="Flask-Limiter's three request hooks"):
+        limiter_passes_by(Flask("bare"), "api")
 
 
 def test_htmx_runs_under_the_csp_without_inline_code_or_eval():

@@ -40,7 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from .extensions import csrf, db, htmx, limiter, login_manager, migrate
+    from .extensions import csrf, db, htmx, limiter, limiter_passes_by, login_manager, migrate
     from . import models  # noqa: F401  (the models must be known before migrations run)
 
     db.init_app(app)
@@ -54,6 +54,7 @@ def register_extensions(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1,
                                                         **app.config["REDIS_OPTIONS"]})
     limiter.init_app(app)
+    limiter_passes_by(app, "api")  # the API keeps its own count (api/ratelimit.py)
     login_manager.init_app(app)
     from .auth.session import setup_login
     setup_login(app)

@@ -1,4 +1,7 @@
 """Bare extension instances; create_app() initialises them."""
+import functools
+
+from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -35,6 +38,33 @@ htmx = Htmx()
 # so the limiter falls back to memory and swallows storage errors.
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True,
                   swallow_errors=True, in_memory_fallback_enabled=True)
+
+
+def limiter_passes_by(app: Flask, blueprint: str) -> None:
+    """Let the limiter's request hooks pass ``blueprint``'s requests by: they carry no limit of Flask-Limiter's.
+
+    Flask-Limiter hooks into every request of the app, and before its request filters it resolves the
+    request's limits (the view's name, found with inspect): ~5 % of an ingest's instructions, for the API,
+    which keeps its own count (api/ratelimit.py). Call after ``limiter.init_app(app)``."""
+    def before(hook):
+        return functools.wraps(hook)(lambda: None if request.blueprint == blueprint else hook())
+
+    def after(hook):
+        return functools.wraps(hook)(lambda response: response if request.blueprint == blueprint else hook(response))
+
+    def teardown(hook):
+        return functools.wraps(hook)(lambda exc: None if request.blueprint == blueprint else hook(exc))
+
+    found = 0
+    for hooks, wrap in ((app.before_request_funcs, before), (app.after_request_funcs, after),
+                        (app.teardown_request_funcs, teardown)):
+        app_hooks = hooks.get(None, [])
+        for i, hook in enumerate(app_hooks):
+            # Bound methods, and a functools.partial(Limiter.__inject_headers, limiter).
+            if getattr(hook, "__self__", None) is limiter or getattr(hook, "args", (None,))[:1] == (limiter,):
+                app_hooks[i], found = wrap(hook), found + 1
+    if found != 3:  # a Flask-Limiter whose hooks changed: fail at start-up, not by limiting the API twice
+        raise RuntimeError(f"expected Flask-Limiter's three request hooks on the app, found {found}")
 
 
 def core(statement, params=None):

@@ -7,7 +7,7 @@ import json
 from flask import Blueprint, current_app, g, request
 
 from ..errors import APIError
-from ..extensions import csrf, limiter
+from ..extensions import csrf
 from ..services.api_keys import authenticate_key
 from ..tenancy import reset_tenant, set_tenant
 from . import ratelimit
@@ -15,11 +15,6 @@ from . import ratelimit
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # API clients authenticate with a bearer key, not a session cookie
 
-
-@limiter.request_filter
-def _counted_by_the_api() -> bool:
-    """The API keeps its own count (ratelimit.py): spare its requests Flask-Limiter's per-request work."""
-    return request.blueprint == bp.name
 
 PUBLIC_ENDPOINTS = {"api.openapi"}
 # All a per-agent key may do: send (or check) its agent's events, read them back, and read the event types.
