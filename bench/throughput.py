@@ -13,7 +13,8 @@ share the GIL with the measuring code). In one run it prints:
 - raw ceiling: one process, one keep-alive requests.Session, signing and POSTing the same ~1.2 KiB body;
 - ingest and end to end with one endpoint, latency at a steady half of that end-to-end rate, the
   workers' delivery capacity on a backlog (no ingest beside them), then with 10 endpoints per event
-  (fan-out), then beside a receiver that takes 5 s (the other endpoints' rate with it, as a ratio to their
+  (fan-out: with the workers running, and with them stopped, as the backlog's ingest, which is the web's
+  own cost of an event to 10 endpoints against one; the workers then deliver that backlog), then beside a receiver that takes 5 s (the other endpoints' rate with it, as a ratio to their
   rate without it just before: the median of --slow-rounds rounds);
 - scale: the log page and GET /api/v1/deliveries, first page and filtered, at --scale bulk-loaded rows;
 - CPU by process group and peak RSS of web and worker processes. Rates also as ratios to the raw ceiling.
@@ -516,38 +517,62 @@ def run(args, tmp: Path, stack: Stack) -> None:
     print(f"at half the end-to-end rate: accept-to-receipt p50 {steady['e2e_p50']:.0f} ms, "
           f"p99 {steady['e2e_p99']:.0f} ms", flush=True)
 
+    worker_peaks: list[float] = []  # of each generation of workers, before it is stopped
+
+    def stop_workers() -> None:
+        nonlocal workers
+        worker_peaks.extend(peak_rss_mib(pid) for pid in worker_pids)
+        for worker in workers:
+            os.killpg(worker.pid, signal.SIGTERM)
+        for worker in workers:
+            worker.wait(60)
+        stack.procs = [proc for proc in stack.procs if proc not in workers]
+        workers = []
+
+    def start_workers(label: str) -> None:
+        nonlocal workers
+        workers = [stack.spawn(f"worker{i}-{label}", flask + ["worker"], env) for i in range(args.workers)]
+
+    def track_workers() -> None:
+        """Count the new workers' CPU, with their RQ scheduler children (started by now)."""
+        nonlocal worker_pids
+        worker_pids = [pid for w in workers for pid in [w.pid] + children_of(w.pid)]
+        groups["workers"] = worker_pids
+
+    def ingest_alone(label: str, events: int) -> tuple[float, set[str], int]:
+        """Ingest with the delivery workers stopped (as on a web dyno of its own): the web's own rate and
+        CPU an event. Returns the rate, the accepted events' ids and their deliveries."""
+        web_cpu_before, bench_before, wall_before = cpu_seconds(groups["gunicorn"]), sum(os.times()[:2]), time.monotonic()
+        results = ingest(base, api_key, agent_id, events, args.concurrency)
+        wall = time.monotonic() - wall_before
+        web_cpu, bench_cpu = cpu_seconds(groups["gunicorn"]) - web_cpu_before, sum(os.times()[:2]) - bench_before
+        accepted = [r for r in results if r["status"] == 202]
+        rate = len(accepted) / (max(r["at"] for r in accepted) - min(r["sent"] for r in results))
+        latencies = [(r["at"] - r["sent"]) * 1000 for r in accepted]
+        print(f"[{label}] ingest with the delivery workers stopped: {rate:.0f} events/s, latency p50 "
+              f"{pct(latencies, 50):.1f} ms p99 {pct(latencies, 99):.1f} ms; {rate / ceiling:.3f}x raw ceiling; cpu per "
+              f"event: gunicorn {1000 * web_cpu / len(results):.2f} ms, bench client {1000 * bench_cpu / len(results):.2f} ms "
+              f"({wall:.1f} s wall)", flush=True)
+        return rate, {r["id"] for r in accepted}, sum(r["deliveries"] for r in accepted)
+
+    def delivered(ids: set[str]) -> list[float]:
+        """The receipt times of the deliveries of the events ``ids``, first to last."""
+        return sorted(at for i, _, at in read_receipts(receipts) if i in ids)
+
     # Delivery capacity: the workers alone on a backlog (stopped while the events are accepted, then
     # started), from the first receipt to the last: what the delivery side can do without ingest beside it.
-    worker_peaks = [peak_rss_mib(pid) for pid in worker_pids]
-    for worker in workers:
-        os.killpg(worker.pid, signal.SIGTERM)
-    for worker in workers:
-        worker.wait(60)
-    stack.procs = [proc for proc in stack.procs if proc not in workers]
-    # Its ingest is the web's alone (as on a web dyno of its own): the workers are stopped meanwhile.
-    web_cpu_before, bench_before, wall_before = cpu_seconds(groups["gunicorn"]), sum(os.times()[:2]), time.monotonic()
-    results = ingest(base, api_key, agent_id, args.events, args.concurrency)
-    wall = time.monotonic() - wall_before
-    web_cpu, bench_cpu = cpu_seconds(groups["gunicorn"]) - web_cpu_before, sum(os.times()[:2]) - bench_before
-    backlog = [r for r in results if r["status"] == 202]
-    backlog_ids = {r["id"] for r in backlog}
-    alone = len(backlog) / (max(r["at"] for r in backlog) - min(r["sent"] for r in results))
-    latencies = [(r["at"] - r["sent"]) * 1000 for r in backlog]
-    print(f"[backlog of {len(backlog)}] ingest with the delivery workers stopped: {alone:.0f} events/s, latency p50 "
-          f"{pct(latencies, 50):.1f} ms p99 {pct(latencies, 99):.1f} ms; {alone / ceiling:.3f}x raw ceiling; cpu per "
-          f"event: gunicorn {1000 * web_cpu / len(results):.2f} ms, bench client {1000 * bench_cpu / len(results):.2f} ms "
-          f"({wall:.1f} s wall)", flush=True)
+    stop_workers()
+    alone, backlog_ids, backlog_deliveries = ingest_alone(f"backlog of {args.events}", args.events)
     overflows_before = listen_overflows()
-    workers = [stack.spawn(f"worker{i}-again", flask + ["worker"], env) for i in range(args.workers)]
-    wait_until(lambda: len({i for i, _, _ in read_receipts(receipts) if i in backlog_ids}) >= len(backlog_ids),
-               args.timeout, "the backlog to be delivered", stack)
-    times = sorted(at for i, _, at in read_receipts(receipts) if i in backlog_ids)
+    start_workers("again")
+    wait_until(lambda: len(delivered(backlog_ids)) >= backlog_deliveries, args.timeout, "the backlog to be delivered",
+               stack)
+    track_workers()
+    times = delivered(backlog_ids)
     capacity = (len(times) - 1) / (times[-1] - times[0])
     print(f"[backlog of {len(backlog_ids)}] delivery capacity of {args.workers} workers: {capacity:.0f} deliveries/s "
           f"(first to last receipt {times[-1] - times[0]:.1f} s); {capacity / ceiling:.3f}x raw ceiling; "
           f"listen-queue overflows meanwhile: {listen_overflows() - overflows_before}", flush=True)
-    worker_pids = [pid for w in workers for pid in [w.pid] + children_of(w.pid)]
-    groups["workers"] = worker_pids
 
     if args.fanout_events:
         # Fan-out: every event to 10 endpoints.
@@ -556,7 +581,17 @@ def run(args, tmp: Path, stack: Stack) -> None:
                      timeout=10).raise_for_status()
         ten = phase("10 endpoints", args.fanout_events)
         print(f"fan-out: an event to 10 endpoints costs {one['ingest'] / ten['ingest']:.2f}x the ingest time of one "
-              f"to {args.endpoints} (p50 latency {ten['ingest_p50'] / one['ingest_p50']:.2f}x)", flush=True)
+              f"to {args.endpoints} (p50 latency {ten['ingest_p50'] / one['ingest_p50']:.2f}x), with the workers "
+              f"delivering ten times as much on the same cores", flush=True)
+        # The same with the workers stopped: what accepting an event for 10 endpoints costs the web itself.
+        stop_workers()
+        ten_alone, ten_ids, ten_deliveries = ingest_alone(f"{args.events} events to 10 endpoints", args.events)
+        print(f"fan-out, the web alone: an event to 10 endpoints costs {alone / ten_alone:.2f}x the ingest time of one "
+              f"to {args.endpoints}", flush=True)
+        start_workers("after-fan-out")
+        wait_until(lambda: len(delivered(ten_ids)) >= ten_deliveries, args.timeout,
+                   "the 10-endpoint backlog to be delivered", stack)
+        track_workers()
 
         # A slow receiver (5 s) on one more endpoint that gets every 20th event: the others' rate beside it.
         # Phases of a few seconds vary by ±15 % on this kind of machine whatever they do, so the rate with it
@@ -603,7 +638,7 @@ def run(args, tmp: Path, stack: Stack) -> None:
           + ", ".join(f"{peak_rss_mib(p):.0f} MiB" for p in gunicorn_workers)
           + f" (master {peak_rss_mib(web.pid):.0f} MiB); delivery workers "
           + ", ".join(f"{peak_rss_mib(w.pid):.0f} MiB" for w in workers)
-          + " (before their restart for the backlog, with their schedulers: "
+          + " (before their restarts, with their schedulers: "
           + ", ".join(f"{peak:.0f} MiB" for peak in worker_peaks) + ")"
           + " (RQ scheduler children " + ", ".join(f"{peak_rss_mib(p):.0f} MiB" for p in worker_pids
                                                   if p not in {w.pid for w in workers}) + ")", flush=True)
