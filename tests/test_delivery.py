@@ -411,3 +411,61 @@ def test_a_claim_leaves_the_log_alone_and_updates_the_row_in_place(app, tenant, 
         claimed = db.session.get(Delivery, delivery_id, populate_existing=True)
         assert claimed.lease_until is not None and claimed.status == "pending"
         assert claimed.updated_at == stored_at and changed_since(stored_at) == []
+
+
+def test_a_claim_takes_a_batch_earliest_first_and_two_workers_never_claim_the_same_delivery(app, tenant, receiver):
+    """One statement chooses and leases a drain's batch: exactly the batch, the earliest due first. Another
+    worker claiming meanwhile gets the next ones (PostgreSQL: while the first claim is still uncommitted,
+    it skips the rows locked by it; SQLite: after it, as it has one writer), and once every due delivery
+    is held, a claim finds none."""
+    import threading
+
+    from sqlalchemy import select
+
+    from jobs.drain import _claim_batch
+    from webapp.extensions import db
+    from webapp.models import Delivery
+    from webapp.tenancy import tenant_scope
+
+    agent = make_agent(tenant.api)
+    make_endpoint(tenant.api, receiver.url)
+    for n in range(25):  # no worker: the deliveries wait for the claims below
+        send(tenant.api, agent["id"], data={"n": n})
+    with app.app_context(), tenant_scope(tenant.id):
+        due = list(db.session.scalars(select(Delivery.id).order_by(Delivery.next_attempt_at, Delivery.id)))
+        db.session.commit()
+    concurrent = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+    first, claimed_first, release, held_too_long = [], threading.Event(), threading.Event(), []
+
+    def first_worker():
+        with app.app_context(), tenant_scope(tenant.id):
+            try:
+                first.extend(row.id for row in _claim_batch(tenant.id, 10))
+                if concurrent:
+                    claimed_first.set()
+                    # Its transaction stays open while the other worker claims (which must not wait for it).
+                    held_too_long.append(not release.wait(30))
+                db.session.commit()
+            finally:
+                claimed_first.set()
+                db.session.remove()
+
+    thread = threading.Thread(target=first_worker)
+    thread.start()
+    assert claimed_first.wait(30)
+    with app.app_context(), tenant_scope(tenant.id):
+        try:
+            second = [row.id for row in _claim_batch(tenant.id, 10)]
+            db.session.commit()
+        finally:
+            release.set()
+            thread.join(30)
+        third = [row.id for row in _claim_batch(tenant.id, 10)]
+        db.session.commit()
+        fourth = _claim_batch(tenant.id, 10)
+        db.session.commit()
+    assert held_too_long in ([], [False])
+    assert first == due[:10]
+    assert second == due[10:20]
+    assert third == due[20:]
+    assert fourth == []
