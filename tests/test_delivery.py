@@ -413,11 +413,12 @@ def test_a_claim_leaves_the_log_alone_and_updates_the_row_in_place(app, tenant, 
         assert claimed.updated_at == stored_at and changed_since(stored_at) == []
 
 
-def test_a_claim_takes_a_batch_earliest_first_and_two_workers_never_claim_the_same_delivery(app, tenant, receiver):
+def test_a_claim_takes_a_batch_earliest_first_and_two_workers_never_claim_the_same_delivery(app, tenant, receiver,
+                                                                                            stack):
     """One statement chooses and leases a drain's batch: exactly the batch, the earliest due first. Another
     worker claiming meanwhile gets the next ones (PostgreSQL: while the first claim is still uncommitted,
     it skips the rows locked by it; SQLite: after it, as it has one writer), and once every due delivery
-    is held, a claim finds none."""
+    is held, a claim finds none. (``stack``: the session's shared worker is paused, or it would deliver them.)"""
     import threading
 
     from sqlalchemy import select
