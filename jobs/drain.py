@@ -146,8 +146,11 @@ def _drain_batch(app, tenant_id: str, size: int) -> int:
     """Claim up to ``size``, attempt them, record what ended within the patience; returns how many were
     claimed."""
     batch = _claim_batch(tenant_id, size)
+    # The claims are ours: commit before signing the batch, so that SQLite's one writer (whom every ingest
+    # waits for) is not held while the secrets are decrypted and the bodies signed.
+    db.session.commit()
     sends = prepare(batch)
-    db.session.commit()  # the claims are ours; hold no transaction open across the HTTP calls
+    db.session.commit()  # what prepare settled (a disabled endpoint's deliveries); usually nothing
     futures = {lanes.submit(send.endpoint_id, attempt, send): send for send in sends}
     expected_slow = {f for f, send in futures.items() if lanes.is_slow(send.endpoint_id)}
     # Wait a moment for the batch, not for a slow receiver: its lane records it when it answers.
