@@ -30,13 +30,12 @@ def init_app(app: Flask) -> None:
 
 def _security_headers(response: Response) -> Response:
     headers = response.headers
+    defaults = [("Content-Security-Policy", PAGE_CSP if response.mimetype == "text/html" else OTHER_CSP), *_DEFAULTS]
+    if request.is_secure:
+        defaults.append(("Strict-Transport-Security", HSTS))
     # One pass over what the view set, then appends: each setdefault would scan the whole list again.
     present = {name.lower() for name in headers.keys()}
-    for name, value in _DEFAULTS:
+    for name, value in defaults:
         if name.lower() not in present:
             headers.add(name, value)
-    if "content-security-policy" not in present:
-        headers.add("Content-Security-Policy", PAGE_CSP if response.mimetype == "text/html" else OTHER_CSP)
-    if request.is_secure and "strict-transport-security" not in present:
-        headers.add("Strict-Transport-Security", HSTS)
     return response
