@@ -14,8 +14,9 @@ share the GIL with the measuring code). In one run it prints:
 - ingest and end to end with one endpoint, latency at a steady half of that end-to-end rate, the
   workers' delivery capacity on a backlog (no ingest beside them), then with 10 endpoints per event
   (fan-out: with the workers running, and with them stopped, as the backlog's ingest, which is the web's
-  own cost of an event to 10 endpoints against one; the workers then deliver that backlog), then beside a receiver that takes 5 s (the other endpoints' rate with it, as a ratio to their
-  rate without it just before: the median of --slow-rounds rounds);
+  own cost of an event to 10 endpoints against one; the workers then deliver that backlog), then beside a
+  receiver that takes 5 s (the other endpoints' rate with it, as a ratio to their rate without it just
+  before: the median of --slow-rounds rounds);
 - scale: the log page and GET /api/v1/deliveries, first page and filtered, at --scale bulk-loaded rows;
 - CPU by process group and peak RSS of web and worker processes. Rates also as ratios to the raw ceiling.
 The ingest's clients (8 threads) use http.client, not requests: they stand for agents on other machines but
@@ -559,13 +560,18 @@ def run(args, tmp: Path, stack: Stack) -> None:
         """The receipt times of the deliveries of the events ``ids``, first to last."""
         return sorted(at for i, _, at in read_receipts(receipts) if i in ids)
 
+    def all_delivered(ids: set[str], deliveries: int) -> bool:
+        """Whether every delivery of the events ``ids`` has arrived (each event and path once: a repeat
+        of one does not stand for another)."""
+        return len({(i, path) for i, path, _ in read_receipts(receipts) if i in ids}) >= deliveries
+
     # Delivery capacity: the workers alone on a backlog (stopped while the events are accepted, then
     # started), from the first receipt to the last: what the delivery side can do without ingest beside it.
     stop_workers()
     alone, backlog_ids, backlog_deliveries = ingest_alone(f"backlog of {args.events}", args.events)
     overflows_before = listen_overflows()
     start_workers("again")
-    wait_until(lambda: len(delivered(backlog_ids)) >= backlog_deliveries, args.timeout, "the backlog to be delivered",
+    wait_until(lambda: all_delivered(backlog_ids, backlog_deliveries), args.timeout, "the backlog to be delivered",
                stack)
     track_workers()
     times = delivered(backlog_ids)
@@ -589,7 +595,7 @@ def run(args, tmp: Path, stack: Stack) -> None:
         print(f"fan-out, the web alone: an event to 10 endpoints costs {alone / ten_alone:.2f}x the ingest time of one "
               f"to {args.endpoints}", flush=True)
         start_workers("after-fan-out")
-        wait_until(lambda: len(delivered(ten_ids)) >= ten_deliveries, args.timeout,
+        wait_until(lambda: all_delivered(ten_ids, ten_deliveries), args.timeout,
                    "the 10-endpoint backlog to be delivered", stack)
         track_workers()
 
