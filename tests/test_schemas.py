@@ -2,9 +2,12 @@
 lists every violation with its JSON path, /events/validate checks without storing, "warn" mode accepts."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from sqlalchemy import func, select
 
@@ -55,6 +58,63 @@ def test_the_example_passes_and_a_broken_one_names_the_path(type_):
     event, path = _broken(type_)
     violations, total = schemas.violations_of(SCHEMAS[type_], event)
     assert total == 1 and violations[0].path == path, violations
+
+
+def _property_paths(schema: dict, prefix: tuple = ()) -> list[tuple]:
+    """Every path to a property a schema describes, nested objects' properties included."""
+    paths = []
+    for name, sub in schema.get("properties", {}).items():
+        paths.append(prefix + (name,))
+        paths += _property_paths(sub, prefix + (name,))
+    return paths
+
+
+# Values that probe where two validators may read a schema differently: types next to each other (bool and
+# int, 1.0 and 1, big integers, NaN), lengths at the limits, "$" before a newline, non-ASCII digits and
+# letters, email-like strings, lone surrogates.
+_TRICKY = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=-2**70, max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0, -1, 0.0, -0.0, 1.0, 1.5])
+    | st.text(max_size=8) | st.text(alphabet="AZaz@.\n \ud800é٣", max_size=6)
+    | st.sampled_from(["USD", "USD\n", "usd", "", "a@b", "a@b.c", "@", "a b@c.d", "x" * 255, "x" * 256,
+                      "é" * 256, "😀" * 255]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=6)
+
+
+def _mutations(type_: str):
+    paths = _property_paths(SCHEMAS[type_])
+    return st.lists(st.tuples(st.sampled_from(paths), _TRICKY), min_size=1, max_size=4)
+
+
+def _mutated(example: dict, mutations) -> dict:
+    event = json.loads(json.dumps(example))
+    for path, value in mutations:
+        node = event
+        for name in path[:-1]:
+            node = node.setdefault(name, {}) if isinstance(node.get(name, {}), dict) else None
+            if node is None:
+                break
+        if node is not None:
+            node[path[-1]] = value
+    return event
+
+
+@pytest.mark.parametrize("type_", list(BUILT_IN))
+def test_the_quick_check_passes_only_what_jsonschema_passes(type_):
+    """Ingest lets jsonschema-rs pass valid events of built-in types; it must never pass one that jsonschema,
+    which lists the violations, would refuse. And it must pass the examples, or it would save nothing."""
+    assert schemas._passes_quickly(type_, BUILT_IN[type_][1])
+    assert not schemas._passes_quickly(type_, _broken(type_)[0])
+
+    @settings(max_examples=300, derandomize=True, deadline=None, database=None)
+    @given(_mutations(type_))
+    def agrees(mutations):
+        event = _mutated(BUILT_IN[type_][1], mutations)
+        if schemas._passes_quickly(type_, event):
+            assert schemas.violations_of(SCHEMAS[type_], event) == ([], 0), event
+
+    agrees()
 
 
 @pytest.mark.parametrize("type_", INGESTIBLE)

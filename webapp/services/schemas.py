@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import dataclass
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
@@ -65,6 +66,23 @@ def _validator(schema: dict):
 
 
 _BUILT_IN_VALIDATORS = {name: _validator(schema) for name, schema in SCHEMAS.items()}
+# The same schemas compiled by jsonschema-rs, which says whether an event is valid in ~1 us where jsonschema
+# takes ~55 (3 % of an ingest): it answers for the events that pass. jsonschema still lists the violations
+# of one that does not, with the paths and messages of the contract, and has the last word on it. Its
+# format check is at least as strict as jsonschema's (an email needs more than an "@"), so it never passes
+# what jsonschema would refuse (tests/test_schemas.py checks that on generated events). Only for these
+# schemas: a tenant's own may use regular expressions on which the two engines disagree.
+_BUILT_IN_QUICK_CHECKS = {name: jsonschema_rs.validator_for(schema, validate_formats=True)
+                          for name, schema in SCHEMAS.items()}
+
+
+def _passes_quickly(event_type: str, instance: dict) -> bool:
+    """Whether jsonschema-rs finds the event valid against its built-in type's schema; False also when it
+    cannot read the event (a lone surrogate cannot cross into Rust): jsonschema then decides."""
+    try:
+        return _BUILT_IN_QUICK_CHECKS[event_type].is_valid(instance)
+    except Exception:  # noqa: BLE001  only a fast path: never let it turn an event away
+        return False
 
 
 def _short(message: str) -> str:
@@ -153,6 +171,8 @@ def check(event_type: str, event: dict, custom: EventType | None = None) -> Chec
     if schema is None:
         return Checked([], 0, REJECT)
     instance = {key: value for key, value in event.items() if value is not None}
+    if custom is None and _passes_quickly(event_type, instance):
+        return Checked([], 0, REJECT)
     validator = _BUILT_IN_VALIDATORS[event_type] if custom is None else _validator(schema)
     found, total = violations_of(validator, instance)
     if not found:
