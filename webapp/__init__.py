@@ -1,11 +1,13 @@
 """AgentHooks: webhooks for AI agents."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
 
 from flask import Flask
+from flask.app import iscoroutinefunction
 
 __version__ = "0.1.0"
 
@@ -20,9 +22,26 @@ def _project_root() -> Path:
 ROOT = _project_root()
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_async(func) -> bool:
+    return iscoroutinefunction(func)
+
+
+class App(Flask):
+    """Flask, remembering which views and hooks are ``async def``: Flask asks inspect anew for each of a
+    request's dozen or so (1 % of an ingest's instructions), and the answer never changes."""
+
+    def ensure_sync(self, func):
+        try:
+            is_async = _is_async(func)
+        except TypeError:  # an unhashable callable: ask as Flask does
+            is_async = iscoroutinefunction(func)
+        return self.async_to_sync(func) if is_async else func
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Create the web application, configured from the environment (or ``test_config`` on top)."""
-    app = Flask(__name__, instance_path=os.environ.get("AGENTHOOKS_INSTANCE_PATH", str(ROOT / "instance")),
+    app = App(__name__, instance_path=os.environ.get("AGENTHOOKS_INSTANCE_PATH", str(ROOT / "instance")),
                 template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     from . import config
