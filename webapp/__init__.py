@@ -1,9 +1,9 @@
 """AgentHooks: webhooks for AI agents."""
 from __future__ import annotations
 
-import functools
 import logging
 import os
+import weakref
 from pathlib import Path
 
 from flask import Flask
@@ -22,9 +22,8 @@ def _project_root() -> Path:
 ROOT = _project_root()
 
 
-@functools.lru_cache(maxsize=1024)
-def _is_async(func) -> bool:
-    return iscoroutinefunction(func)
+# Callable -> whether it is ``async def``. Weak: a callable made for one request must not outlive it here.
+_IS_ASYNC: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class App(Flask):
@@ -32,17 +31,22 @@ class App(Flask):
     request's dozen or so (1 % of an ingest's instructions), and the answer never changes."""
 
     def ensure_sync(self, func):
+        key = getattr(func, "__func__", func)  # a bound method is made anew on each access, its function is not
         try:
-            is_async = _is_async(func)
-        except TypeError:  # an unhashable callable: ask as Flask does
+            is_async = _IS_ASYNC[key]
+        except (KeyError, TypeError):  # not seen yet, or a callable that cannot be weakly referenced
             is_async = iscoroutinefunction(func)
+            try:
+                _IS_ASYNC[key] = is_async
+            except TypeError:
+                pass
         return self.async_to_sync(func) if is_async else func
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Create the web application, configured from the environment (or ``test_config`` on top)."""
     app = App(__name__, instance_path=os.environ.get("AGENTHOOKS_INSTANCE_PATH", str(ROOT / "instance")),
-                template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+              template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     from . import config
     app.config.update(config.from_environment(app.instance_path))
