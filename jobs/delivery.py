@@ -4,7 +4,7 @@ else goes in batches (jobs/drain.py)."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timezone
 
 from sqlalchemy import select, update
 
@@ -50,12 +50,25 @@ def _not_claimed(tenant_id: str, delivery_id: str, trigger: str) -> None:
 
 
 def _put_back(tenant_id: str, delivery, slot: float, trigger: str) -> None:
-    """Release the claim and send at its pacing slot (a Unix time) without spending an attempt."""
+    """Hold the delivery aside for its pacing slot (a Unix time), without spending an attempt, and keep its
+    claim until then and a whole attempt past it: the job that sends it at its slot need not claim it
+    again, a write that a busy database (SQLite's one writer) could keep waiting while the slot and the
+    ones after it pass. Commits the claim's transaction. Should Redis lose the held job, the sweep finds
+    the delivery once the claim has run out, as it finds a dead worker's."""
+    due = datetime.fromtimestamp(slot, timezone.utc)
+    until = lease_from(due)
     db.session.execute(update(Delivery).where(Delivery.id == delivery.id).values(
-        lease_until=None, next_attempt_at=utcnow() + timedelta(seconds=slot - time.time()), enqueued_at=utcnow())
-        .execution_options(synchronize_session=False))
+        lease_until=until, next_attempt_at=due, enqueued_at=utcnow()).execution_options(synchronize_session=False))
     db.session.commit()
-    hold(tenant_id, next_of(delivery), trigger, slot, job_id(delivery) + _fresh_suffix())
+    hold(tenant_id, next_of(delivery), trigger, slot, job_id(delivery) + _fresh_suffix(), until.isoformat())
+
+
+def _resume(tenant_id: str, delivery_id: str, lease_until: str):
+    """The delivery held for its pacing slot, if the claim it was held with (its lease) is still the one on it:
+    read in a row of ``attempts.claimed``, not claimed again. None when another claim, a settlement or a
+    delete came meanwhile."""
+    rows = claimed(tenant_id, [delivery_id])
+    return rows[0] if rows and rows[0].lease_until == datetime.fromisoformat(lease_until) else None
 
 
 def _fresh_suffix() -> str:
@@ -64,24 +77,27 @@ def _fresh_suffix() -> str:
     return f"-r{time.time_ns()}"
 
 
-def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED, slot_reserved: bool = False) -> None:
+def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED, held: bool | str = False) -> None:
     """Attempt one delivery (the job RQ runs). ``trigger`` is informative: the row says what is due.
-    ``slot_reserved``: this job was put back for a pacing slot it already holds."""
+    ``held``: this job was held for a pacing slot that is its own now, with the claim's lease (an ISO
+    time) that it kept meanwhile; True from a hold made before claims were kept (it claims anew)."""
     with job_context(tenant_id):
-        delivery = _claim(tenant_id, delivery_id)
+        delivery = _resume(tenant_id, delivery_id, held) if isinstance(held, str) else _claim(tenant_id, delivery_id)
         if delivery is None:
             _not_claimed(tenant_id, delivery_id, trigger)
             return
         sends = prepare([delivery])
-        db.session.commit()  # what prepare settled; and hold no transaction open across the HTTP call
         if not sends:
+            db.session.commit()  # what prepare settled
             return
         send, rate_limit = sends[0], delivery.rate_limit
-        # The slot is reserved after the commit, so a slow commit (SQLite's fsync, a busy writer)
-        # delays only the reservation and not the send behind it.
-        slot = None if slot_reserved else reserve_slot(send.endpoint_id, rate_limit)
+        # The slot is reserved inside the claim's transaction, which holds the database's write lock
+        # already (SQLite): a delivery put back for its slot then commits once, rather than queue for
+        # the lock a second time behind a busy writer, while its slot (and the ones after it) pass.
+        slot = None if held else reserve_slot(send.endpoint_id, rate_limit)
         if slot is not None:
             _put_back(tenant_id, delivery, slot, send.trigger)
             return
+        db.session.commit()  # the claim (or the read); no transaction stays open across the HTTP call
         space(send.endpoint_id, rate_limit)
         record(tenant_id, [(send, attempt(send))])

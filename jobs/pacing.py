@@ -72,10 +72,10 @@ def space(endpoint_id: str, rate_limit: float | None) -> None:
     time.sleep(min(max(go - now, 0.0), MAX_SPACING_SECONDS))
 
 
-def hold(tenant_id: str, delivery: Next, trigger: str, slot: float, job_id: str) -> bool:
-    """Keep a delivery aside until its slot (a Unix time); returns False if Redis refused (the sweep then
-    resends it)."""
-    member = json.dumps([tenant_id, *delivery, trigger, job_id])
+def hold(tenant_id: str, delivery: Next, trigger: str, slot: float, job_id: str, lease_until: str) -> bool:
+    """Keep a delivery aside until its slot (a Unix time), with the lease of the claim it keeps meanwhile (an
+    ISO time); returns False if Redis refused (the sweep then resends it, once the claim has run out)."""
+    member = json.dumps([tenant_id, *delivery, trigger, job_id, lease_until])
     try:
         redis_connection().zadd(HELD, {member: slot})
         return True
@@ -90,11 +90,13 @@ def release_due() -> int:
     items = take(keys=[HELD], args=[repr(time.time())])
     by_tenant = defaultdict(list)
     for raw in items:
-        tenant_id, delivery_id, attempt_count, manual_pending, trigger, job_id = json.loads(raw)
-        by_tenant[(tenant_id, trigger)].append((Next(delivery_id, attempt_count, manual_pending), job_id))
+        # (A delivery held before claims were kept has no lease: its job claims it anew.)
+        tenant_id, delivery_id, attempt_count, manual_pending, trigger, job_id, *lease = json.loads(raw)
+        by_tenant[(tenant_id, trigger)].append(
+            (Next(delivery_id, attempt_count, manual_pending), job_id, lease[0] if lease else True))
     for (tenant_id, trigger), entries in by_tenant.items():
-        enqueue_deliveries(tenant_id, [d for d, _ in entries], trigger, job_ids=[j for _, j in entries],
-                           slot_reserved=True)
+        enqueue_deliveries(tenant_id, [d for d, _, _ in entries], trigger, job_ids=[j for _, j, _ in entries],
+                           held=[h for _, _, h in entries])
     return len(items)
 
 

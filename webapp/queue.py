@@ -74,24 +74,25 @@ def _job_options() -> dict:
 
 
 def enqueue_deliveries(tenant_id: str, deliveries, trigger: str = "scheduled", job_ids: list[str] | None = None,
-                       slot_reserved: bool = False) -> bool:
+                       held: list | None = None) -> bool:
     """Put one job per delivery on the tenant's queue in one round trip. Returns False if Redis refused.
 
     Args:
         deliveries: rows (or anything with ``id``, ``attempt_count`` and ``manual_pending``).
         job_ids: ids to use instead of ``job_id(delivery)``.
-        slot_reserved: the deliveries hold their pacing slot already (jobs/pacing.py).
+        held: for deliveries whose pacing slot has come (jobs/pacing.py), what each job needs of its hold:
+            the lease of the claim it kept (or True: it claims anew).
     """
     if not deliveries:
         return True
     queue = delivery_queue(tenant_id)
     options = _job_options()
     ids = job_ids or [job_id(d) for d in deliveries]
-    extra = (True,) if slot_reserved else ()
+    extras = [(h,) for h in held] if held else [()] * len(deliveries)
     # A delivery whose pacing slot has come has waited its turn already: it goes to the front.
     jobs = [Queue.prepare_data(DELIVER_JOB, args=(tenant_id, d.id, trigger, *extra), job_id=jid,
-                               at_front=slot_reserved, **options)
-            for d, jid in zip(deliveries, ids)]
+                               at_front=bool(held), **options)
+            for d, jid, extra in zip(deliveries, ids, extras)]
     try:
         queue.enqueue_many(jobs)
         return True
