@@ -269,6 +269,26 @@ def test_deliveries_held_for_their_slots_survive_a_flushed_redis(tenant, receive
     assert min(b - a for a, b in zip(arrivals, arrivals[1:])) >= 0.9, arrivals
 
 
+def test_disabling_an_endpoint_ends_its_held_deliveries_at_once(tenant, receiver, stack):
+    """Deliveries held for their pacing slots are outstanding, not in flight: disabling the endpoint fails
+    them then, unattempted, and none of them is sent at its slot."""
+    from jobs.pacing import HELD
+
+    endpoint = make_endpoint(tenant.api, receiver.url, rate_limit=1)
+    agent = make_agent(tenant.api)
+    stack.start_worker()
+    events = [send(tenant.api, agent["id"])["id"] for _ in range(4)]
+    connection = redis.Redis.from_url(stack.redis.url)
+    wait_until(lambda: connection.zcard(HELD) == 3, timeout=20, message="three deliveries held for their slots")
+    assert tenant.api.patch(f"/api/v1/endpoints/{endpoint['id']}", json={"enabled": False}).status_code == 200
+    held = [event for event in events if event not in delivered_ids(receiver)]
+    assert len(held) >= 2
+    assert statuses(tenant.api, held) == ["failed"] * len(held)
+    assert {delivery_of(tenant.api, event)["attempt_count"] for event in held} == {0}
+    time.sleep(3.5)  # past the last one's slot
+    assert delivered_ids(receiver).isdisjoint(held)
+
+
 @contextmanager
 def _write_lock(app):
     """Hold the database's write lock (SQLite) or the deliveries' (PostgreSQL: reads still pass) meanwhile."""

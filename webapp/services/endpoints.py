@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from .. import destinations
 from ..catalogue import BUILT_IN, TEST_EVENT_TYPE
@@ -115,11 +115,15 @@ def disable(endpoint: Endpoint, reason: str) -> None:
     endpoint.enabled = False
     endpoint.disabled_reason = reason
     endpoint.disabled_at = utcnow()
+    # Not an attempt in flight (claimed, so leased, and due); a delivery held for its pacing slot keeps its
+    # claim too, but is not due yet: it ends here, and its held job finds the claim gone (jobs/delivery.py).
+    now = utcnow()
     db.session.execute(
         update(Delivery)
         .where(Delivery.endpoint_id == endpoint.id, Delivery.status.in_((PENDING, RETRYING)),
-               Delivery.manual_pending.is_(False), Delivery.lease_until.is_(None))
-        .values(status=FAILED, next_attempt_at=None, last_error="endpoint disabled")
+               Delivery.manual_pending.is_(False),
+               or_(Delivery.lease_until.is_(None), Delivery.next_attempt_at > now))
+        .values(status=FAILED, next_attempt_at=None, lease_until=None, last_error="endpoint disabled")
     )
 
 
