@@ -2,6 +2,7 @@
 real worker processes, a real Redis of the test's own and real receivers."""
 from __future__ import annotations
 
+import json
 import random
 import signal
 import threading
@@ -287,6 +288,27 @@ def test_disabling_an_endpoint_ends_its_held_deliveries_at_once(tenant, receiver
     assert {delivery_of(tenant.api, event)["attempt_count"] for event in held} == {0}
     time.sleep(3.5)  # past the last one's slot
     assert delivered_ids(receiver).isdisjoint(held)
+
+
+def test_a_delivery_held_before_claims_were_kept_is_still_sent_at_its_slot(tenant, receiver, stack):
+    """A held job from before an upgrade carries no claim (its lease): when its slot comes, the new worker
+    claims the delivery anew and sends it, rather than leave it to the sweep."""
+    from jobs.pacing import HELD
+
+    make_endpoint(tenant.api, receiver.url, rate_limit=1)
+    agent = make_agent(tenant.api)
+    event = send(tenant.api, agent["id"])["id"]
+    delivery = delivery_of(tenant.api, event)
+    connection = redis.Redis.from_url(stack.redis.url)
+    connection.flushall()  # the job ingest queued: only the held one below is left to send it
+    slot = time.time() + 1
+    member = [tenant.id, delivery["id"], 0, False, "scheduled", f"{delivery['id']}-0-r1"]  # the old shape
+    connection.zadd(HELD, {json.dumps(member): slot})
+    stack.start_worker()
+    receiver.wait_for(1, timeout=8)  # the sweep would take the delivery up only 10 s after its ingest
+    assert receiver.requests[0].headers["webhook-id"] == event
+    assert receiver.requests[0].at >= slot
+    wait_until(lambda: statuses(tenant.api, [event]) == ["succeeded"], timeout=20)
 
 
 @contextmanager
