@@ -311,6 +311,30 @@ def test_a_delivery_held_before_claims_were_kept_is_still_sent_at_its_slot(tenan
     wait_until(lambda: statuses(tenant.api, [event]) == ["succeeded"], timeout=20)
 
 
+def test_resending_a_held_delivery_sends_it_once_at_its_slot(tenant, receiver, stack):
+    """Resend on a delivery that waits for its pacing slot: it goes once, at that slot, as the manual attempt;
+    the endpoint's pace holds and the other deliveries go once each too."""
+    from jobs.pacing import HELD
+
+    make_endpoint(tenant.api, receiver.url, rate_limit=1)
+    agent = make_agent(tenant.api)
+    stack.start_worker()
+    events = [send(tenant.api, agent["id"])["id"] for _ in range(3)]
+    connection = redis.Redis.from_url(stack.redis.url)
+    wait_until(lambda: connection.zcard(HELD) == 2, timeout=20, message="two deliveries held for their slots")
+    last_slot = max(score for _, score in connection.zrange(HELD, 0, -1, withscores=True))
+    resent = delivery_of(tenant.api, events[-1])["id"]
+    assert tenant.api.post(f"/api/v1/deliveries/{resent}/resend").status_code == 202
+    wait_until(lambda: set(statuses(tenant.api, events)) == {"succeeded"}, timeout=20)
+    time.sleep(1.5)  # time for a second send, were there one
+    assert sorted(r.headers["webhook-id"] for r in receiver.requests) == sorted(events)
+    arrivals = sorted(r.at for r in receiver.requests)
+    assert min(b - a for a, b in zip(arrivals, arrivals[1:])) >= 0.9, arrivals
+    assert arrivals[-1] < last_slot + 0.5
+    attempts = tenant.api.get(f"/api/v1/deliveries/{resent}").json["attempts"]
+    assert [a["trigger"] for a in attempts] == ["manual"]
+
+
 @contextmanager
 def _write_lock(app):
     """Hold the database's write lock (SQLite) or the deliveries' (PostgreSQL: reads still pass) meanwhile."""
