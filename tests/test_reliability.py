@@ -343,34 +343,26 @@ def _write_lock(app):
     with app.app_context():
         connection = db.engine.raw_connection()
         sqlite = db.engine.dialect.name == "sqlite"
+    driver = connection.driver_connection
+    isolation = driver.isolation_level if sqlite else None
     try:
         if sqlite:
-            connection.driver_connection.isolation_level = None  # so that BEGIN IMMEDIATE is ours to issue
+            driver.isolation_level = None  # so that BEGIN IMMEDIATE is ours to issue
         connection.cursor().execute("BEGIN IMMEDIATE" if sqlite else "LOCK TABLE deliveries IN EXCLUSIVE MODE")
         yield
         connection.commit()
     finally:
+        if sqlite:
+            driver.isolation_level = isolation  # as the pool lent it
         connection.close()
 
 
 def _keep_the_database_busy(app, stop: threading.Event) -> None:
-    from webapp.extensions import db
-
     pattern = random.Random(7)  # the same stretches in every run
-    with app.app_context():
-        connection = db.engine.raw_connection()
-        sqlite = db.engine.dialect.name == "sqlite"
-    try:
-        if sqlite:
-            connection.driver_connection.isolation_level = None  # so that BEGIN IMMEDIATE is ours to issue
-        while not stop.is_set():
-            cursor = connection.cursor()
-            cursor.execute("BEGIN IMMEDIATE" if sqlite else "LOCK TABLE deliveries IN EXCLUSIVE MODE")
+    while not stop.is_set():
+        with _write_lock(app):
             time.sleep(pattern.uniform(0.1, 0.45))
-            connection.commit()
-            stop.wait(pattern.uniform(0.1, 0.5))
-    finally:
-        connection.close()
+        stop.wait(pattern.uniform(0.1, 0.5))
 
 
 def test_one_tenants_flood_does_not_delay_another_tenant(make_tenant, receiver, stack):
