@@ -95,8 +95,8 @@ def release_due() -> int:
         by_tenant[(tenant_id, trigger)].append(
             (Next(delivery_id, attempt_count, manual_pending), job_id, lease[0] if lease else True))
     for (tenant_id, trigger), entries in by_tenant.items():
-        enqueue_deliveries(tenant_id, [d for d, _, _ in entries], trigger, job_ids=[j for _, j, _ in entries],
-                           held=[h for _, _, h in entries])
+        deliveries, job_ids, held = zip(*entries)
+        enqueue_deliveries(tenant_id, list(deliveries), trigger, job_ids=list(job_ids), held=list(held))
     return len(items)
 
 

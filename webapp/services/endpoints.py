@@ -112,12 +112,12 @@ def enable(endpoint: Endpoint) -> None:
 
 def disable(endpoint: Endpoint, reason: str) -> None:
     """Stop delivering to the endpoint; its outstanding deliveries end as failed, with the reason."""
+    now = utcnow()
     endpoint.enabled = False
     endpoint.disabled_reason = reason
-    endpoint.disabled_at = utcnow()
+    endpoint.disabled_at = now
     # Not an attempt in flight (claimed, so leased, and due); a delivery held for its pacing slot keeps its
     # claim too, but is not due yet: it ends here, and its held job finds the claim gone (jobs/delivery.py).
-    now = utcnow()
     db.session.execute(
         update(Delivery)
         .where(Delivery.endpoint_id == endpoint.id, Delivery.status.in_((PENDING, RETRYING)),
