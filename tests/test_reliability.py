@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import redis
 
+from jobs.pacing import HELD
 from webapp.models import utcnow
 from webapp.services.events import isoformat
 
@@ -228,8 +229,6 @@ def test_pacing_holds_while_the_database_keeps_claims_waiting(app, tenant, recei
 def test_a_held_delivery_goes_at_its_slot_while_the_database_keeps_writers_waiting(app, tenant, receiver, stack):
     """A delivery held aside for its pacing slot keeps its claim meanwhile: at its slot it goes out without
     writing first, so a writer holding the database's write lock across the slot does not make it late."""
-    from jobs.pacing import HELD
-
     make_endpoint(tenant.api, receiver.url, rate_limit=1)
     agent = make_agent(tenant.api)
     stack.start_worker()
@@ -251,8 +250,6 @@ def test_a_held_delivery_goes_at_its_slot_while_the_database_keeps_writers_waiti
 def test_deliveries_held_for_their_slots_survive_a_flushed_redis(tenant, receiver, stack):
     """Held deliveries that Redis loses are found by the sweep once their claims run out: each still
     arrives, once, at the endpoint's pace."""
-    from jobs.pacing import HELD
-
     make_endpoint(tenant.api, receiver.url, rate_limit=1)
     agent = make_agent(tenant.api)
     worker = stack.start_worker()
@@ -273,8 +270,6 @@ def test_deliveries_held_for_their_slots_survive_a_flushed_redis(tenant, receive
 def test_disabling_an_endpoint_ends_its_held_deliveries_at_once(tenant, receiver, stack):
     """Deliveries held for their pacing slots are outstanding, not in flight: disabling the endpoint fails
     them then, unattempted, and none of them is sent at its slot."""
-    from jobs.pacing import HELD
-
     endpoint = make_endpoint(tenant.api, receiver.url, rate_limit=1)
     agent = make_agent(tenant.api)
     stack.start_worker()
@@ -293,8 +288,6 @@ def test_disabling_an_endpoint_ends_its_held_deliveries_at_once(tenant, receiver
 def test_a_delivery_held_before_claims_were_kept_is_still_sent_at_its_slot(tenant, receiver, stack):
     """A held job from before an upgrade carries no claim (its lease): when its slot comes, the new worker
     claims the delivery anew and sends it, rather than leave it to the sweep."""
-    from jobs.pacing import HELD
-
     make_endpoint(tenant.api, receiver.url, rate_limit=1)
     agent = make_agent(tenant.api)
     event = send(tenant.api, agent["id"])["id"]
@@ -314,8 +307,6 @@ def test_a_delivery_held_before_claims_were_kept_is_still_sent_at_its_slot(tenan
 def test_resending_a_held_delivery_sends_it_once_at_its_slot(tenant, receiver, stack):
     """Resend on a delivery that waits for its pacing slot: it goes once, at that slot, as the manual attempt;
     the endpoint's pace holds and the other deliveries go once each too."""
-    from jobs.pacing import HELD
-
     make_endpoint(tenant.api, receiver.url, rate_limit=1)
     agent = make_agent(tenant.api)
     stack.start_worker()
