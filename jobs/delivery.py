@@ -1,20 +1,21 @@
-"""The single delivery job: attempt one delivery. Retries at their time, resends, deliveries to paced
-endpoints (each waits for its own slot) and whatever the sweep finds lost come this way; everything
-else goes in batches (jobs/drain.py)."""
+"""The single delivery job: attempt one delivery. Retries at their time, resends, and deliveries to paced
+endpoints at their slots (each held aside until then, jobs/pacing.py) come this way; everything else goes
+in batches (jobs/drain.py)."""
 from __future__ import annotations
 
+import functools
 import time
 from datetime import datetime, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
-from webapp.extensions import db
+from webapp.extensions import core, db
 from webapp.models import PENDING, RETRYING, SCHEDULED, Delivery, utcnow
 from webapp.queue import enqueue_delivery_in, job_id, next_of
 
 from .attempts import attempt, claimable, claimed, lease, lease_from, prepare, record
 from .context import job_context
-from .pacing import hold, reserve_slot, space
+from .pacing import Held, hold, reserve_slot, space
 
 # A job that arrives at most this early is put back for its due time.
 _EARLY_SECONDS = 5
@@ -49,18 +50,30 @@ def _not_claimed(tenant_id: str, delivery_id: str, trigger: str) -> None:
         enqueue_delivery_in(early, tenant_id, next_of(delivery), trigger, job_id_suffix=_fresh_suffix())
 
 
-def _put_back(tenant_id: str, delivery, slot: float, trigger: str) -> None:
-    """Hold the delivery aside for its pacing slot (a Unix time), without spending an attempt, and keep its
-    claim until then and a whole attempt past it: the job that sends it at its slot need not claim it
-    again, a write that a busy database (SQLite's one writer) could keep waiting while the slot and the
-    ones after it pass. Commits the claim's transaction. Should Redis lose the held job, the sweep finds
-    the delivery once the claim has run out, as it finds a dead worker's."""
-    due = datetime.fromtimestamp(slot, timezone.utc)
-    until = lease_from(due)
-    db.session.execute(update(Delivery).where(Delivery.id == delivery.id).values(
-        lease_until=until, next_attempt_at=due, enqueued_at=utcnow()).execution_options(synchronize_session=False))
+def put_back(tenant_id: str, deliveries: list[tuple[object, float, str]]) -> None:
+    """Hold claimed deliveries aside for their pacing slots, each ``(row, slot as a Unix time, trigger)``,
+    without spending an attempt, and keep their claims until then and a whole attempt past it: the job
+    that sends one at its slot need not claim it again, a write that a busy database (SQLite's one writer)
+    could keep waiting while the slot and the ones after it pass. Commits the claim's transaction, then
+    holds them in Redis. Should Redis lose a held job, the sweep finds its delivery once the claim has
+    run out, as it finds a dead worker's."""
+    now, changes, held = utcnow(), [], []
+    for delivery, slot, trigger in deliveries:
+        due = datetime.fromtimestamp(slot, timezone.utc)
+        until = lease_from(due)
+        changes.append({"tenant": tenant_id, "delivery": delivery.id, "due": due, "until": until, "now": now})
+        held.append(Held(next_of(delivery), trigger, slot, job_id(delivery) + _fresh_suffix(), until.isoformat()))
+    core(_put_back(), changes)
     db.session.commit()
-    hold(tenant_id, next_of(delivery), trigger, slot, job_id(delivery) + _fresh_suffix(), until.isoformat())
+    hold(tenant_id, held)
+
+
+@functools.cache
+def _put_back():
+    deliveries = Delivery.__table__
+    return (update(deliveries)
+            .where(deliveries.c.tenant_id == bindparam("tenant"), deliveries.c.id == bindparam("delivery"))
+            .values(lease_until=bindparam("until"), next_attempt_at=bindparam("due"), enqueued_at=bindparam("now")))
 
 
 def _resume(tenant_id: str, delivery_id: str, lease_until: str):
@@ -96,7 +109,7 @@ def deliver(tenant_id: str, delivery_id: str, trigger: str = SCHEDULED, held: bo
         # the lock a second time behind a busy writer, while its slot (and the ones after it) pass.
         slot = None if held else reserve_slot(send.endpoint_id, rate_limit)
         if slot is not None:
-            _put_back(tenant_id, delivery, slot, send.trigger)
+            put_back(tenant_id, [(delivery, slot, send.trigger)])
             return
         db.session.commit()  # the claim (or the read); no transaction stays open across the HTTP call
         space(send.endpoint_id, rate_limit)

@@ -1,8 +1,10 @@
 """Per-endpoint pacing: deliveries to an endpoint with a ``rate_limit`` go out one every
-1/rate seconds. Each delivery reserves the next free slot in Redis (shared by every worker
-process, like GCRA with no burst); one whose slot is later is held in a sorted set of its own
-instead of holding a worker, and the pacer thread of each worker releases it onto the queue
-at its slot, to the tenth of a second (RQ's scheduler keeps whole seconds only)."""
+1/rate seconds. Slots are reserved in Redis (shared by every worker process, like GCRA with no
+burst): a drain reserves the next free ones for all of a batch's deliveries to the endpoint at
+once, a retry's or a resend's job its own. A delivery waits for its slot in a sorted set of its
+own instead of holding a worker (a drain holds every paced one; a job, one whose slot is later),
+and the pacer thread of each worker releases it onto the queue at its slot, to the tenth of a
+second (RQ's scheduler keeps whole seconds only)."""
 from __future__ import annotations
 
 import json
@@ -10,6 +12,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from typing import NamedTuple
 
 from redis.exceptions import RedisError
 
@@ -19,13 +22,15 @@ log = logging.getLogger(__name__)
 HELD = "agenthooks:paced"
 TICK_SECONDS = 0.05
 
-# KEYS[1]: the endpoint's next free slot (a Unix time). ARGV: now, seconds between deliveries.
-# Returns the slot this delivery gets, and moves the next free one on by the interval.
+# KEYS[1]: the endpoint's next free slot (a Unix time). ARGV: now, seconds between deliveries, how many slots.
+# Returns the first of the slots these deliveries get (the rest follow it an interval apart), and moves the
+# next free one on past them.
 _RESERVE = """
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
-redis.call('SET', KEYS[1], tostring(slot + interval), 'PX', math.ceil((slot + interval - now) * 1000) + 60000)
+local free = slot + interval * tonumber(ARGV[3] or '1')
+redis.call('SET', KEYS[1], tostring(free), 'PX', math.ceil((free - now) * 1000) + 60000)
 return tostring(slot)
 """
 # KEYS[1]: when the endpoint's last delivery went (a Unix time). ARGV: now, seconds between deliveries.
@@ -52,10 +57,17 @@ def reserve_slot(endpoint_id: str, rate_limit: float | None) -> float | None:
     ``rate_limit``, its deliveries a second, is None)."""
     if not rate_limit:
         return None
-    now = time.time()
+    slot = reserve_slots(endpoint_id, rate_limit, 1)[0]
+    return slot if slot - time.time() > 0.01 else None
+
+
+def reserve_slots(endpoint_id: str, rate_limit: float, count: int) -> list[float]:
+    """The endpoint's next ``count`` free slots (Unix times, the first of them now at the earliest), one
+    round trip for them all."""
+    interval = 1 / rate_limit
     reserve = redis_connection().register_script(_RESERVE)
-    slot = float(reserve(keys=[f"agenthooks:pacing:{endpoint_id}"], args=[repr(now), repr(1 / rate_limit)]))
-    return slot if slot - now > 0.01 else None
+    first = float(reserve(keys=[f"agenthooks:pacing:{endpoint_id}"], args=[repr(time.time()), repr(interval), count]))
+    return [first + interval * n for n in range(count)]
 
 
 def space(endpoint_id: str, rate_limit: float | None) -> None:
@@ -72,15 +84,26 @@ def space(endpoint_id: str, rate_limit: float | None) -> None:
     time.sleep(min(max(go - now, 0.0), MAX_SPACING_SECONDS))
 
 
-def hold(tenant_id: str, delivery: Next, trigger: str, slot: float, job_id: str, lease_until: str) -> bool:
-    """Keep a delivery aside until its slot (a Unix time), with the lease of the claim it keeps meanwhile (an
-    ISO time); returns False if Redis refused (the sweep then resends it, once the claim has run out)."""
-    member = json.dumps([tenant_id, *delivery, trigger, job_id, lease_until])
+class Held(NamedTuple):
+    """A delivery held aside until its slot (a Unix time), with the id of the job that will send it and the
+    lease (an ISO time) of the claim it keeps meanwhile."""
+
+    delivery: Next
+    trigger: str
+    slot: float
+    job_id: str
+    lease_until: str
+
+
+def hold(tenant_id: str, held: list[Held]) -> bool:
+    """Keep deliveries aside until their slots, in one round trip; returns False if Redis refused (the sweep
+    then finds them, once their claims have run out)."""
+    members = {json.dumps([tenant_id, *h.delivery, h.trigger, h.job_id, h.lease_until]): h.slot for h in held}
     try:
-        redis_connection().zadd(HELD, {member: slot})
+        redis_connection().zadd(HELD, members)
         return True
     except RedisError as exc:
-        log.warning("could not hold paced delivery %s: %s", delivery.id, exc)
+        log.warning("could not hold %d paced deliveries: %s", len(held), exc)
         return False
 
 
