@@ -114,6 +114,11 @@ def _claimed():
                    _deliveries.c.id.in_(bindparam("ids", expanding=True))))
 
 
+def trigger_of(row) -> str:
+    """What an attempt of the delivery is: a resend asked for (MANUAL), else SCHEDULED."""
+    return MANUAL if row.manual_pending else SCHEDULED
+
+
 def prepare(rows: list) -> list[Send]:
     """What the attempts of claimed deliveries (rows of ``claimed()``) need. A delivery to a disabled
     endpoint is settled without one (failed; a resend is still sent). One that cannot be prepared (say, a
@@ -122,7 +127,7 @@ def prepare(rows: list) -> list[Send]:
     config = current_app.config
     sends, secrets, settled = [], {}, []
     for row in rows:
-        trigger = MANUAL if row.manual_pending else SCHEDULED
+        trigger = trigger_of(row)
         if not row.enabled and trigger == SCHEDULED:
             settled.append(row.id)
             continue

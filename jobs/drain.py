@@ -7,19 +7,22 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import defaultdict
 from concurrent.futures import wait
 
 from flask import current_app
 from sqlalchemy import bindparam, func, or_, select, text, update
 
 from webapp.extensions import db
-from webapp.models import Delivery, Endpoint, utcnow
+from webapp.models import Delivery, utcnow
 from webapp.queue import drain_started, others_waiting, wake_drain
 from webapp.tenancy import tenant_scope
 
-from .attempts import Send, attempt, claimable, claimed, lease, lease_from, prepare, record
+from .attempts import Send, attempt, claimable, claimed, lease, lease_from, prepare, record, trigger_of
 from .context import job_context
+from .delivery import put_back
 from .lanes import SLOW_SECONDS, lanes
+from .pacing import reserve_slots
 
 log = logging.getLogger(__name__)
 # Deliveries a drain claims at a time: enough to pay RQ's and the database's fixed costs once for many,
@@ -60,10 +63,9 @@ IDLE_SECONDS = 0.05
 
 
 def _claim_batch(tenant_id: str, size: int = BATCH) -> list:
-    """Lease up to ``size`` of the tenant's due deliveries, earliest first. None of a paced endpoint (each of
-    those waits for its own slot, in ``deliver``), none of an endpoint whose lane is full in this process,
-    and no more than a lane's width of one that is slow to answer (the rest would wait in its lane while
-    their claims ran out). Returns them as rows of ``attempts.claimed``.
+    """Lease up to ``size`` of the tenant's due deliveries, earliest first. None of an endpoint whose lane is
+    full in this process, and no more than a lane's width of one that is slow to answer (the rest would wait
+    in its lane while their claims ran out). Returns them as rows of ``attempts.claimed``.
 
     One statement chooses and claims (``_claim``). PostgreSQL skips rows that another worker is claiming
     at this moment and locks those it chooses; SQLite has one writer."""
@@ -86,21 +88,18 @@ _SORTS_OFF = text("SET LOCAL enable_sort = off")
 
 # The claim's statements are built once, with parameters: on a short queue, building and hashing a statement
 # cost more than running it. Core: the tenant is spelled out.
-_deliveries, _endpoints = Delivery.__table__, Endpoint.__table__
+_deliveries = Delivery.__table__
 
 
 @functools.cache
 def _choice(skip_full: bool, rank_slow: bool, size: int):
     # "tenant", not "tenant_id": the choice is part of an UPDATE (_claim), whose SET clause SQLAlchemy keeps
     # the columns' names for.
-    endpoints = select(_endpoints.c.id).where(_endpoints.c.tenant_id == bindparam("tenant"),
-                                             _endpoints.c.rate_limit.is_(None))
-    if skip_full:
-        endpoints = endpoints.where(_endpoints.c.id.not_in(bindparam("full", expanding=True)))
     chosen = (select(_deliveries.c.id, _deliveries.c.endpoint_id, _deliveries.c.next_attempt_at)
-              .where(_deliveries.c.tenant_id == bindparam("tenant"), *claimable(bindparam("now")),
-                     _deliveries.c.endpoint_id.in_(endpoints))
+              .where(_deliveries.c.tenant_id == bindparam("tenant"), *claimable(bindparam("now")))
               .order_by(_deliveries.c.next_attempt_at).with_for_update(skip_locked=True))
+    if skip_full:
+        chosen = chosen.where(_deliveries.c.endpoint_id.not_in(bindparam("full", expanding=True)))
     if rank_slow:
         # Among the earliest due rows (bounded, so a backlog costs no more than a short one): number
         # each endpoint's, and keep a lane's width of the slow ones.
@@ -142,10 +141,31 @@ def _record_later(app, tenant_id: str, send: Send, future) -> None:
         log.exception("could not record the attempt of delivery %s", send.delivery_id)
 
 
+def _hold_paced(tenant_id: str, batch: list) -> list:
+    """Give the batch's deliveries to paced endpoints their endpoints' next slots and hold them aside until
+    then (``delivery.put_back``: their own jobs send them, one at each slot), in the claim's transaction;
+    returns the rest of the batch. A burst to a paced endpoint then costs a claim and a put-back a batch,
+    not a job a delivery queued ahead of the tenant's other deliveries. (A scheduled delivery to a disabled
+    endpoint stays in the batch: prepare() settles it.)"""
+    paced = defaultdict(list)
+    for row in batch:
+        if row.rate_limit and (row.enabled or row.manual_pending):
+            paced[row.endpoint_id].append(row)
+    if not paced:
+        return batch
+    held = []
+    for rows in paced.values():  # earliest due first (claimed() sorts them), so earliest slot first
+        slots = reserve_slots(rows[0].endpoint_id, rows[0].rate_limit, len(rows))
+        held += [(row, slot, trigger_of(row)) for row, slot in zip(rows, slots)]
+    put_back(tenant_id, held)
+    return [row for row in batch if row.endpoint_id not in paced]
+
+
 def _drain_batch(app, tenant_id: str, size: int) -> int:
     """Claim up to ``size``, attempt them, record what ended within the patience; returns how many were
     claimed."""
-    batch = _claim_batch(tenant_id, size)
+    claimed_rows = _claim_batch(tenant_id, size)
+    batch = _hold_paced(tenant_id, claimed_rows)
     # The claims are ours: commit before signing the batch, so that SQLite's one writer (whom every ingest
     # waits for) is not held while the secrets are decrypted and the bodies signed.
     db.session.commit()
@@ -161,7 +181,7 @@ def _drain_batch(app, tenant_id: str, size: int) -> int:
         future.add_done_callback(lambda f, send=futures[future]: _record_later(app, tenant_id, send, f))
     if done:
         record(tenant_id, [(futures[future], future.result()) for future in done])
-    return len(batch)
+    return len(claimed_rows)
 
 
 def _linger(tenant_id: str, until: float) -> bool:

@@ -8,8 +8,8 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, select, update
 
 from webapp.extensions import db
-from webapp.models import PENDING, RETRYING, Delivery, Endpoint, utcnow
-from webapp.queue import Next, enqueue_deliveries, job_id, live_job_ids, wake_drain
+from webapp.models import PENDING, RETRYING, Delivery, utcnow
+from webapp.queue import job_id, live_job_ids, wake_drain
 from webapp.tenancy import all_tenants
 
 from .context import job_context
@@ -33,28 +33,18 @@ def sweep_once() -> int:
     with job_context(), all_tenants():  # one sweep serves every tenant
         rows = db.session.execute(
             select(Delivery.id, Delivery.tenant_id, Delivery.attempt_count, Delivery.manual_pending,
-                   Delivery.lease_until, Endpoint.rate_limit)
-            .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
+                   Delivery.lease_until)
             .where(due, not_running, unseen).order_by(Delivery.next_attempt_at).limit(BATCH)
         ).all()
         if not rows:
             return 0
         live = live_job_ids([job_id(row) for row in rows])
-        lost, drains = defaultdict(list), defaultdict(int)
+        drains = defaultdict(int)
         for row in rows:
             abandoned = row.lease_until is not None  # claimed, and the claim ran out: its worker died
-            if not abandoned and job_id(row) in live:
-                continue
-            if row.rate_limit:  # a paced endpoint's delivery waits for its own slot: a job of its own
-                # An abandoned attempt's job may still look "started": give the new one its own id.
-                suffix = f"-a{int(now.timestamp())}" if abandoned else ""
-                lost[row.tenant_id].append((Next(row.id, row.attempt_count, row.manual_pending), job_id(row) + suffix))
-            else:  # the tenant's drain claims it with the rest of what is due
-                drains[row.tenant_id] += 1
+            if abandoned or job_id(row) not in live:
+                drains[row.tenant_id] += 1  # the tenant's drain claims it with the rest of what is due
         queued = 0
-        for tenant_id, items in lost.items():
-            if enqueue_deliveries(tenant_id, [d for d, _ in items], job_ids=[j for _, j in items]):
-                queued += len(items)
         for tenant_id, count in drains.items():
             if wake_drain(tenant_id, force=True):
                 queued += count

@@ -213,6 +213,24 @@ def test_pacing_holds_an_endpoint_to_its_rate_without_slowing_the_others(tenant,
     assert_paced(tenant, receiver, stack)
 
 
+def test_a_burst_to_a_paced_endpoint_does_not_hold_up_the_tenants_other_endpoints(tenant, receiver, stack):
+    """A paced endpoint's backlog waits aside for its slots, not in the queue ahead of everything else: a
+    delivery to another endpoint, queued behind a burst of 200 to one paced at 1 a second, arrives at once."""
+    agent = make_agent(tenant.api)
+    paced = make_endpoint(tenant.api, receiver.url + "?paced", rate_limit=1, event_types=["message.sent"])
+    make_endpoint(tenant.api, receiver.url + "?free", event_types=["tool.executed"])
+    for _ in range(200):
+        send(tenant.api, agent["id"], "message.sent")
+    send(tenant.api, agent["id"], "tool.executed")
+    stack.start_worker()  # only now: the burst is all queued ahead of the other endpoint's delivery
+    ready = time.time()
+    wait_until(lambda: any(r.path.endswith("?free") for r in receiver.requests), timeout=30)
+    arrived = next(r.at for r in receiver.requests if r.path.endswith("?free"))
+    assert arrived - ready < 1, f"{arrived - ready:.2f} s after the worker started"
+    # (The held ones would go on for minutes: the endpoint and its deliveries go.)
+    assert tenant.api.delete(f"/api/v1/endpoints/{paced['id']}").status_code == 204
+
+
 def test_pacing_holds_while_the_database_keeps_claims_waiting(app, tenant, receiver, stack):
     """Another writer holds the database's write lock, on and off, for up to 0.45 s: claims wait behind it,
     so paced deliveries are claimed late by varying amounts; they still go out at their pace, not in bursts."""
@@ -275,7 +293,8 @@ def test_disabling_an_endpoint_ends_its_held_deliveries_at_once(tenant, receiver
     stack.start_worker()
     events = [send(tenant.api, agent["id"])["id"] for _ in range(4)]
     connection = redis.Redis.from_url(stack.redis.url)
-    wait_until(lambda: connection.zcard(HELD) == 3, timeout=20, message="three deliveries held for their slots")
+    wait_until(lambda: connection.zcard(HELD) == 3 and len(receiver.requests) == 1, timeout=20,
+               message="the first delivered and three held for their slots")
     assert tenant.api.patch(f"/api/v1/endpoints/{endpoint['id']}", json={"enabled": False}).status_code == 200
     held = [event for event in events if event not in delivered_ids(receiver)]
     assert len(held) >= 2

@@ -101,17 +101,6 @@ def enqueue_deliveries(tenant_id: str, deliveries, trigger: str = "scheduled", j
         return False
 
 
-def enqueue_due(tenant_id: str, deliveries, paced: set[str] | frozenset = frozenset()) -> bool:
-    """Queue deliveries that are due now: the tenant's drain job takes them in batches, except those
-    to paced endpoints (``paced``: their ids), which get a job each so that each waits for its own slot.
-    Returns False if Redis refused."""
-    one_each = [d for d in deliveries if d.id in paced]
-    queued = enqueue_deliveries(tenant_id, one_each) if one_each else True
-    if len(one_each) < len(deliveries):
-        queued = wake_drain(tenant_id) and queued
-    return queued
-
-
 def wake_drain(tenant_id: str, force: bool = False) -> bool:
     """Make sure a drain job (jobs.drain.deliver_due) will look at the tenant's due deliveries after
     this call: queue one unless one is waiting already. Returns False if Redis refused.

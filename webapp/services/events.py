@@ -15,7 +15,7 @@ from ..catalogue import INGESTIBLE, TEST_EVENT_TYPE
 from ..extensions import core, db
 from ..ids import new_id
 from ..models import Agent, Delivery, Endpoint, Event, IdempotencyKey, subscribes, utcnow
-from ..queue import Next, enqueue_due
+from ..queue import Next, wake_drain
 from ..tenancy import require_tenant
 from . import budget, schemas
 from .api_keys import Caller
@@ -176,13 +176,12 @@ def _body(event_id: str, event_type: str, occurred_at: datetime, agent, fields: 
 
 class Subscriber(NamedTuple):
     id: str
-    rate_limit: int | None
 
 
 def _subscribers(fields: dict) -> list[Subscriber]:
     """Those of the tenant's enabled endpoints (read with the agent, by validate) that take this event."""
     event_type, agent_id = fields["type"], fields["agent"].id
-    return [Subscriber(row.endpoint_id, row.rate_limit) for row in fields["endpoints"]
+    return [Subscriber(row.endpoint_id) for row in fields["endpoints"]
             if subscribes(row.event_types, row.agent_ids, event_type, agent_id)]
 
 
@@ -195,8 +194,7 @@ def _agent_lookup():
     agents, endpoints = Agent.__table__, Endpoint.__table__
     enabled = and_(endpoints.c.tenant_id == agents.c.tenant_id, endpoints.c.enabled.is_(True))
     return (select(agents.c.id, agents.c.tenant_id, agents.c.name, agents.c.event_budget_per_minute,
-                   endpoints.c.id.label("endpoint_id"), endpoints.c.rate_limit, endpoints.c.event_types,
-                   endpoints.c.agent_ids)
+                   endpoints.c.id.label("endpoint_id"), endpoints.c.event_types, endpoints.c.agent_ids)
             .select_from(agents.outerjoin(endpoints, enabled))
             .where(agents.c.id == bindparam("agent_id"), agents.c.tenant_id == bindparam("tenant_id")))
 
@@ -206,10 +204,9 @@ _INSERT_IDEMPOTENCY_KEY = insert(IdempotencyKey.__table__)
 
 
 def _store(event_type: str, agent, fields: dict, endpoints: list,
-           api_key_id: str | None = None, trace: Trace | None = None) -> tuple[dict, list[Next], set[str]]:
-    """Insert the event and its deliveries (uncommitted). Returns the event's row, its deliveries and the ids of
-    those to paced endpoints (which the queue treats apart). ``agent`` has an ``id`` and a ``name`` (None for
-    a test event), each endpoint an ``id`` and a ``rate_limit``: rows or models alike.
+           api_key_id: str | None = None, trace: Trace | None = None) -> tuple[dict, list[Next]]:
+    """Insert the event and its deliveries (uncommitted). Returns the event's row and its deliveries. ``agent``
+    has an ``id`` and a ``name`` (None for a test event), each endpoint an ``id``: rows or models alike.
 
     Core INSERTs, not the unit of work: the rows are new and final, and this is every event's path (see
     _agent_lookup). The tenant is set here explicitly; the deliveries' status, attempt count and timestamps
@@ -230,12 +227,12 @@ def _store(event_type: str, agent, fields: dict, endpoints: list,
                   for endpoint in endpoints]
     if deliveries:
         core(_INSERT_DELIVERY, deliveries)
-    paced = {d["id"] for d, endpoint in zip(deliveries, endpoints) if endpoint.rate_limit}
-    return event, [Next(d["id"]) for d in deliveries], paced
+    return event, [Next(d["id"]) for d in deliveries]
 
 
-def _queue(tenant_id: str, deliveries: list[Next], paced: set[str]) -> None:
-    if not enqueue_due(tenant_id, deliveries, paced):
+def _queue(tenant_id: str, deliveries: list[Next]) -> None:
+    """Wake the tenant's drain for the new deliveries (it holds those to paced endpoints for their slots)."""
+    if deliveries and not wake_drain(tenant_id):
         # Tell the sweep these were never queued, so it picks them up as soon as Redis is back.
         ids = [d.id for d in deliveries]
         db.session.execute(db.update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=None))
@@ -283,7 +280,7 @@ def ingest(data: dict, idempotency_key: str | None = None, *, api_key: Caller | 
     budget.spend(fields["agent"])
     endpoints = _subscribers(fields)
     try:
-        event, queued, paced = _store(fields["type"], fields["agent"], fields, endpoints,
+        event, queued = _store(fields["type"], fields["agent"], fields, endpoints,
                                       api_key.id if api_key is not None else None, trace)
         if idempotency_key is not None:
             core(_INSERT_IDEMPOTENCY_KEY, dict(
@@ -296,7 +293,7 @@ def ingest(data: dict, idempotency_key: str | None = None, *, api_key: Caller | 
         if replay is None:
             raise
         return replay
-    _queue(event["tenant_id"], queued, paced)
+    _queue(event["tenant_id"], queued)
     return Accepted(event["id"], event["type"], len(queued), warnings=fields["checked"].warnings)
 
 
@@ -305,9 +302,9 @@ def send_test_event(endpoint_id: str) -> Accepted:
     endpoint = get_owned(Endpoint, endpoint_id)
     require_tenant()
     data = {"message": "This is a test event from AgentHooks.", "endpoint_id": endpoint.id}
-    event, queued, paced = _store(TEST_EVENT_TYPE, None, {"data": data}, [endpoint])
+    event, queued = _store(TEST_EVENT_TYPE, None, {"data": data}, [endpoint])
     db.session.commit()
-    _queue(event["tenant_id"], queued, paced)
+    _queue(event["tenant_id"], queued)
     return Accepted(event["id"], event["type"], 1)
 
 
