@@ -17,7 +17,7 @@ from webapp.models import utcnow
 from webapp.services.events import isoformat
 
 from .helpers import delivery_of, make_agent, make_endpoint, send, wait_for_status, wait_until
-from .receiver import Reply
+from .receiver import Receiver, Reply
 
 
 def delivered_ids(receiver) -> set[str]:
@@ -229,6 +229,30 @@ def test_a_burst_to_a_paced_endpoint_does_not_hold_up_the_tenants_other_endpoint
     assert arrived - ready < 1, f"{arrived - ready:.2f} s after the worker started"
     # (The held ones would go on for minutes: the endpoint and its deliveries go.)
     assert tenant.api.delete(f"/api/v1/endpoints/{paced['id']}").status_code == 204
+
+
+def test_a_slow_receiver_on_a_paced_endpoint_does_not_hold_up_the_tenants_other_endpoints(tenant, receiver, stack):
+    """A paced delivery is sent in its endpoint's lane, not in the job that its slot released: while the paced
+    endpoint's receiver takes 1.5 s to answer each, the one worker goes on to the tenant's other deliveries."""
+    slow = Receiver()
+    slow.default = Reply(200, delay=1.5)
+    try:
+        agent = make_agent(tenant.api)
+        make_endpoint(tenant.api, slow.url, rate_limit=4, event_types=["message.sent"])
+        make_endpoint(tenant.api, receiver.url, event_types=["tool.executed"])
+        stack.start_worker()
+        for _ in range(8):
+            send(tenant.api, agent["id"], "message.sent")
+        slow.wait_for(2)  # the paced deliveries are going out, each answered 1.5 s later
+        sent = time.time()
+        for _ in range(5):
+            send(tenant.api, agent["id"], "tool.executed")
+        receiver.wait_for(5, timeout=30)
+        assert receiver.requests[-1].at - sent < 1, f"{receiver.requests[-1].at - sent:.2f} s"
+        arrivals = sorted(r.at for r in slow.wait_for(8))  # and still at their pace
+        assert min(b - a for a, b in zip(arrivals, arrivals[1:])) > 0.2, arrivals
+    finally:
+        slow.close()
 
 
 def test_pacing_holds_while_the_database_keeps_claims_waiting(app, tenant, receiver, stack):
@@ -451,8 +475,6 @@ def test_recover_from_the_dashboard_resends_only_the_failed_deliveries_of_the_pe
 def test_a_slow_receiver_holds_up_only_its_own_deliveries(tenant, receiver, stack):
     """One worker, one endpoint whose receiver takes 1.5 s to answer and ten deliveries for it queued
     first: another endpoint's twenty deliveries still arrive at once, not after 15 s of waiting."""
-    from .receiver import Receiver
-
     slow = Receiver()
     slow.default = Reply(200, delay=1.5)  # within the tests' 2 s DELIVERY_TIMEOUT: every attempt succeeds
     try:
