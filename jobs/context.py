@@ -22,9 +22,10 @@ def _application():
 
 
 @contextlib.contextmanager
-def job_context(tenant_id: str | None = None):
-    """Run a job with an app context and, when given, as that tenant; always release the DB session."""
-    with _application().app_context():
+def job_context(tenant_id: str | None = None, app=None):
+    """Run a job with an app context and, when given, as that tenant; always release the DB session.
+    ``app``: the worker's, for work that a job hands to another thread (which has no app context)."""
+    with (app or _application()).app_context():
         try:
             if tenant_id is None:
                 yield

@@ -14,7 +14,6 @@ from sqlalchemy import bindparam, select, update
 from webapp.extensions import core, db
 from webapp.models import PENDING, RETRYING, SCHEDULED, Delivery, utcnow
 from webapp.queue import enqueue_delivery_in, job_id, next_of
-from webapp.tenancy import tenant_scope
 
 from .attempts import attempt, claimable, claimed, lease, lease_from, prepare, record
 from .context import job_context
@@ -132,11 +131,8 @@ def _send_paced(app, tenant_id: str, send, rate_limit: float) -> None:
     """In the endpoint's lane: keep the delivery an interval from the endpoint's last one, attempt it and
     record the outcome. Should that fail, the claim runs out and the sweep finds the delivery."""
     try:
-        with app.app_context(), tenant_scope(tenant_id):
-            try:
-                space(send.endpoint_id, rate_limit)
-                record(tenant_id, [(send, attempt(send))])
-            finally:
-                db.session.remove()
+        with job_context(tenant_id, app):
+            space(send.endpoint_id, rate_limit)
+            record(tenant_id, [(send, attempt(send))])
     except Exception:  # logged with its traceback
         log.exception("could not attempt delivery %s", send.delivery_id)

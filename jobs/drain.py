@@ -16,7 +16,6 @@ from sqlalchemy import bindparam, func, or_, select, text, update
 from webapp.extensions import db
 from webapp.models import Delivery, utcnow
 from webapp.queue import drain_started, others_waiting, wake_drain
-from webapp.tenancy import tenant_scope
 
 from .attempts import Send, attempt, claimable, claimed, lease, lease_from, prepare, record, trigger_of
 from .context import job_context
@@ -129,11 +128,8 @@ def _claim(skip_full: bool, rank_slow: bool, size: int):
 def _record_later(app, tenant_id: str, send: Send, future) -> None:
     """Record an attempt that outlasted its drain's patience, in the lane thread that made it."""
     try:
-        with app.app_context(), tenant_scope(tenant_id):
-            try:
-                record(tenant_id, [(send, future.result())])
-            finally:
-                db.session.remove()
+        with job_context(tenant_id, app):
+            record(tenant_id, [(send, future.result())])
             # Its lane has room again: deliveries left for it can be claimed. (In the app context: outside
             # it this raised, and the rest waited for the sweep.)
             wake_drain(tenant_id)
