@@ -119,6 +119,12 @@ def trigger_of(row) -> str:
     return MANUAL if row.manual_pending else SCHEDULED
 
 
+def goes_unsent(row) -> bool:
+    """A scheduled delivery to a disabled endpoint: prepare() settles it as failed, with no attempt (a resend
+    is still sent)."""
+    return not row.enabled and trigger_of(row) == SCHEDULED
+
+
 def prepare(rows: list) -> list[Send]:
     """What the attempts of claimed deliveries (rows of ``claimed()``) need. A delivery to a disabled
     endpoint is settled without one (failed; a resend is still sent). One that cannot be prepared (say, a
@@ -127,8 +133,7 @@ def prepare(rows: list) -> list[Send]:
     config = current_app.config
     sends, secrets, settled = [], {}, []
     for row in rows:
-        trigger = trigger_of(row)
-        if not row.enabled and trigger == SCHEDULED:
+        if goes_unsent(row):
             settled.append(row.id)
             continue
         try:
@@ -138,7 +143,7 @@ def prepare(rows: list) -> list[Send]:
         except Exception:  # logged with its traceback
             log.exception("could not prepare delivery %s", row.id)
             continue
-        sends.append(Send(row.id, row.endpoint_id, row.url, row.body, headers, trigger, row.lease_until,
+        sends.append(Send(row.id, row.endpoint_id, row.url, row.body, headers, trigger_of(row), row.lease_until,
                           config["DELIVERY_TIMEOUT"], config["ALLOW_PRIVATE_DESTINATIONS"]))
     if settled:
         db.session.execute(update(Delivery).where(Delivery.id.in_(settled)).values(

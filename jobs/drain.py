@@ -17,7 +17,7 @@ from webapp.extensions import db
 from webapp.models import Delivery, utcnow
 from webapp.queue import drain_started, others_waiting, wake_drain
 
-from .attempts import Send, attempt, claimable, claimed, lease, lease_from, prepare, record, trigger_of
+from .attempts import Send, attempt, claimable, claimed, goes_unsent, lease, lease_from, prepare, record, trigger_of
 from .context import job_context
 from .delivery import put_back
 from .lanes import SLOW_SECONDS, lanes
@@ -145,7 +145,7 @@ def _hold_paced(tenant_id: str, batch: list) -> list:
     endpoint stays in the batch: prepare() settles it.)"""
     paced = defaultdict(list)
     for row in batch:
-        if row.rate_limit and (row.enabled or row.manual_pending):
+        if row.rate_limit and not goes_unsent(row):
             paced[row.endpoint_id].append(row)
     if not paced:
         return batch

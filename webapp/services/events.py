@@ -281,7 +281,7 @@ def ingest(data: dict, idempotency_key: str | None = None, *, api_key: Caller | 
     endpoints = _subscribers(fields)
     try:
         event, queued = _store(fields["type"], fields["agent"], fields, endpoints,
-                                      api_key.id if api_key is not None else None, trace)
+                               api_key.id if api_key is not None else None, trace)
         if idempotency_key is not None:
             core(_INSERT_IDEMPOTENCY_KEY, dict(
                 tenant_id=event["tenant_id"], key=idempotency_key, event_id=event["id"], created_at=event["received_at"]))
