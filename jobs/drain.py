@@ -154,7 +154,8 @@ def _hold_paced(tenant_id: str, batch: list) -> list:
         slots = reserve_slots(rows[0].endpoint_id, rows[0].rate_limit, len(rows))
         held += [(row, slot, trigger_of(row)) for row, slot in zip(rows, slots)]
     put_back(tenant_id, held)
-    return [row for row in batch if row.endpoint_id not in paced]
+    held_ids = {row.id for row, _, _ in held}
+    return [row for row in batch if row.id not in held_ids]
 
 
 def _drain_batch(app, tenant_id: str, size: int) -> int:

@@ -309,6 +309,32 @@ def test_deliveries_held_for_their_slots_survive_a_flushed_redis(tenant, receive
     assert min(b - a for a, b in zip(arrivals, arrivals[1:])) >= 0.9, arrivals
 
 
+def test_a_drain_holds_a_resend_to_a_disabled_paced_endpoint_and_settles_the_scheduled_one_beside_it(
+        app, tenant, receiver, stack):
+    """A disabled paced endpoint whose batch holds a resend (sent even so, at its slot) and a scheduled
+    delivery (settled unattempted): the drain holds the one and fails the other at once, not leaving it
+    claimed, and neither held nor settled, until its claim runs out."""
+    from sqlalchemy import update
+
+    from jobs.drain import _drain_batch
+    from webapp.extensions import db
+    from webapp.models import Delivery, Endpoint
+    from webapp.tenancy import tenant_scope
+
+    endpoint = make_endpoint(tenant.api, receiver.url, rate_limit=1)
+    agent = make_agent(tenant.api)
+    resent, scheduled = (delivery_of(tenant.api, send(tenant.api, agent["id"])["id"])["id"] for _ in range(2))
+    with app.app_context(), tenant_scope(tenant.id):
+        # As a race leaves it: the endpoint disabled after its deliveries were due, one of them resent.
+        db.session.execute(update(Endpoint).where(Endpoint.id == endpoint["id"]).values(enabled=False))
+        db.session.execute(update(Delivery).where(Delivery.id == resent).values(manual_pending=True))
+        db.session.commit()
+        assert _drain_batch(app, tenant.id, 50) == 2
+    assert redis.Redis.from_url(stack.redis.url).zcard(HELD) == 1
+    settled = tenant.api.get(f"/api/v1/deliveries/{scheduled}").json
+    assert settled["status"] == "failed" and settled["attempt_count"] == 0
+
+
 def test_disabling_an_endpoint_ends_its_held_deliveries_at_once(tenant, receiver, stack):
     """Deliveries held for their pacing slots are outstanding, not in flight: disabling the endpoint fails
     them then, unattempted, and none of them is sent at its slot."""
