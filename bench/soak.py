@@ -2,10 +2,12 @@
 while workers and Redis are killed and restarted at random?
 
     .venv/bin/python bench/soak.py [--minutes 10] [--rate 20] [--workers 2] [--fail 0.2] [--seed 1]
-        [--database-url postgresql://postgres@127.0.0.1:5432/soak]
+        [--paced 40] [--database-url postgresql://postgres@127.0.0.1:5432/soak]
 
 For the given minutes it sends events at a steady rate (with Idempotency-Key, retrying refused
-requests) to two endpoints whose receiver fails a fraction of requests at random, while a chaos
+requests) to three endpoints whose receiver fails a fraction of requests at random (the third with a
+rate limit of --paced deliveries a second, so that the drain holds its deliveries for their slots in
+Redis and sends them in the endpoint's lane: jobs/pacing.py), while a chaos
 loop kill -9s or SIGTERMs workers and stops Redis (the embedded one keeps nothing: a restart is
 also a flush). Then it lets the backlog drain and prints events accepted, deliveries expected,
 delivered, failed-visible, still in progress (when the drain ran out of time), lost (must be 0) and
@@ -14,6 +16,7 @@ duplicates. Exit status 1 when anything was lost or is still in progress.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import random
@@ -53,7 +56,7 @@ def serve_receiver(log_path: str, fail: float, seed: int) -> None:
             self.rfile.read(int(self.headers.get("content-length", 0)))
             with lock:
                 status = 500 if rng.random() < fail else 200
-                out.write(f"{self.headers.get('webhook-id')} {self.path} {status}\n")
+                out.write(f"{self.headers.get('webhook-id')} {self.path} {status} {time.time():.3f}\n")
             self.wfile.write(f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n".encode())
 
         def log_message(self, *args):
@@ -122,9 +125,9 @@ class Soak:
                 if time.time() > deadline:
                     raise
                 time.sleep(0.2)
-        for path in ("ep1", "ep2"):
-            self.api.post(f"{self.base}/endpoints", json={"url": f"http://127.0.0.1:{receiver_port}/{path}"},
-                          timeout=5).raise_for_status()
+        for path, rate_limit in (("ep1", None), ("ep2", None), ("paced", self.args.paced or None)):
+            self.api.post(f"{self.base}/endpoints", json={"url": f"http://127.0.0.1:{receiver_port}/{path}",
+                                                          "rate_limit": rate_limit}, timeout=5).raise_for_status()
 
     def send_one(self) -> None:
         key = uuid.uuid4().hex
@@ -185,7 +188,7 @@ class Soak:
                                      "JOIN endpoints e ON e.id = d.endpoint_id")).all()
         engine.dispose()
         received = [line.split() for line in (self.tmp / "received").read_text().splitlines()]
-        ok = Counter((wid, path.strip("/")) for wid, path, status in received if status == "200")
+        ok = Counter((wid, path.strip("/")) for wid, path, status, _ in received if status == "200")
         stored = {(event_id, url.rsplit("/", 1)[1]): status for event_id, url, status in rows}
         failed_visible = {pair for pair, status in stored.items() if status == "failed"}
         # Still pending or retrying when the drain ran out of time: not lost, not done either.
@@ -204,6 +207,13 @@ class Soak:
             "duplicates": sum(n - 1 for n in ok.values()),
             "receiver requests": len(received),
         }
+        if self.args.paced:
+            # Its rate limit counts attempts, failed ones too: the most it got in any 1 s and any 10 s. Times are
+            # of receipt, so a request that took a few ms longer than the one before can add one to a 1 s window.
+            times = sorted(float(at) for _, path, _, at in received if path == "/paced")
+            for window in (1, 10):
+                busiest = max((bisect.bisect_left(times, at + window) - n for n, at in enumerate(times)), default=0)
+                lines[f"paced: most in {window} s"] = f"{busiest} (limit {self.args.paced * window})"
         for name, value in lines.items():
             print(f"{name:>22}: {value}")
         print("        chaos and ingest: " + ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())
@@ -226,6 +236,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--drain-minutes", type=float, default=20,
                         help="at most this long for the backlog to clear after the last event")
+    parser.add_argument("--paced", type=int, default=40,
+                        help="the third endpoint's rate limit, deliveries a second (0: none); keep it above "
+                             "--rate with room for retries, or its backlog only grows")
     parser.add_argument("--database-url", help="a PostgreSQL database to WIPE and use (default: SQLite)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="agenthooks-soak-") as tmp:
