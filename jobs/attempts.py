@@ -95,7 +95,7 @@ def claimed(tenant_id: str, ids: list[str]) -> list:
     """The claimed deliveries (of ``ids``), earliest due first, as rows with what their attempts need of
     their events and endpoints: one Core statement, where loading them as models with both joined cost a
     drain more than its claim's other statements together. Sorted here, not by the database: a drain's
-    claim turns PostgreSQL's sorts off for its transaction (drain._SORTS_OFF)."""
+    claim turns PostgreSQL's sorts off for its transaction (drain._CLAIM_SETTINGS)."""
     return sorted(core(_claimed(), {"tenant_id": tenant_id, "ids": ids}), key=lambda row: row.next_attempt_at)
 
 

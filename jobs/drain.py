@@ -71,7 +71,7 @@ def _claim_batch(tenant_id: str, size: int = BATCH) -> list:
     now = utcnow()
     full, slow = lanes.full(), lanes.slow()
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(_SORTS_OFF)  # for the rest of this transaction, which sorts nothing else
+        db.session.execute(_CLAIM_SETTINGS)  # for the rest of this transaction, which sorts nothing else
     ids = db.session.scalars(_claim(bool(full), bool(slow), size), dict(
         tenant=tenant_id, now=now, lease=lease_from(now), full=full, slow=slow, width=lanes.width)).all()
     return claimed(tenant_id, ids) if ids else []
@@ -80,9 +80,13 @@ def _claim_batch(tenant_id: str, size: int = BATCH) -> list:
 # PostgreSQL, for the choice: walk ix_deliveries_tenant_due in order and stop at the batch. On a table never
 # analyzed (a new database, until autovacuum's first ANALYZE), the planner read and sorted every due row of
 # the tenant for each claim instead: EXPLAIN ANALYZE with 6,000 due, 10-13 ms against 0.35 ms, and 0.28-0.38x
-# the raw ceiling for the benchmark's delivery capacity. SET LOCAL lasts until the claim's commit; nothing
-# else in that transaction sorts (attempts.claimed orders its rows in Python).
-_SORTS_OFF = text("SET LOCAL enable_sort = off")
+# the raw ceiling for the benchmark's delivery capacity. The settings are local (as SET LOCAL): they last
+# until the claim's commit, and nothing else in that transaction sorts (attempts.claimed orders its rows in
+# Python). A sort that a claim cannot do without (the window of one that ranks a slow endpoint's rows) then
+# costs 10^10 in the plan, far above jit_above_cost: PostgreSQL compiled that claim with LLVM every time,
+# 120-180 ms for 0.6 ms of work (auto_explain; bench/throughput.py's slow-receiver rounds delivered 450-500 a
+# second instead of ~1,900). So JIT is off for the transaction too: no claim is long enough to gain from it.
+_CLAIM_SETTINGS = text("SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)")
 
 
 # The claim's statements are built once, with parameters: on a short queue, building and hashing a statement

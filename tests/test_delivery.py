@@ -451,6 +451,51 @@ def test_a_claim_reads_its_batch_not_the_tenants_whole_history(app, tenant, rece
         db.session.rollback()
 
 
+def test_a_claim_that_ranks_a_slow_endpoints_rows_is_not_compiled_by_postgresql(app, tenant, receiver, stack,
+                                                                                 monkeypatch):
+    """A claim that keeps a slow endpoint to a lane's width ranks its rows, which takes a sort; the claim's
+    settings price a sort at 10^10 on PostgreSQL (enable_sort off, so that the choice walks its index), far
+    above jit_above_cost. PostgreSQL then compiled every such claim with LLVM, 120-180 ms for 0.6 ms of work,
+    and a tenant with one slow endpoint had its other deliveries at a quarter of their rate. The claim's
+    transaction has JIT off: its plan, explained in that transaction, has none."""
+    import json as json_module
+
+    from sqlalchemy import event
+
+    from jobs import drain
+    from jobs.lanes import Lanes
+    from webapp.extensions import db
+    from webapp.tenancy import tenant_scope
+
+    agent = make_agent(tenant.api)
+    slow = make_endpoint(tenant.api, receiver.url)
+    for n in range(3):
+        send(tenant.api, agent["id"], data={"n": n})
+    lanes = Lanes()
+    lanes.mark_slow(slow["id"])
+    monkeypatch.setattr(drain, "lanes", lanes)  # this worker has seen the endpoint answer slowly
+    claims = []
+
+    def keep_the_claim(conn, cursor, statement, parameters, context, executemany):
+        if "WITH chosen" in statement:
+            claims.append((statement, parameters))
+
+    with app.app_context(), tenant_scope(tenant.id):
+        event.listen(db.engine, "before_cursor_execute", keep_the_claim)
+        try:
+            assert len(drain._claim_batch(tenant.id)) == 3  # the ranking claim: they are within a lane's width
+        finally:
+            event.remove(db.engine, "before_cursor_execute", keep_the_claim)
+        assert "row_number" in claims[0][0]
+        if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+            # Explained as it ran, in its transaction (with the claim's settings).
+            plan = db.session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + claims[0][0],
+                                                           claims[0][1]).scalar()
+            assert "Sort" in json_module.dumps(plan)  # the window's sort, priced at 10^10
+            assert "JIT" not in plan[0]
+        db.session.rollback()
+
+
 def test_a_claim_takes_a_batch_earliest_first_and_two_workers_never_claim_the_same_delivery(app, tenant, receiver,
                                                                                             stack):
     """One statement chooses and leases a drain's batch: exactly the batch, the earliest due first. Another
