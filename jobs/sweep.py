@@ -21,9 +21,10 @@ BATCH = 1000
 
 
 def sweep_once() -> int:
-    """Re-enqueue due deliveries whose job Redis does not hold, and attempts abandoned by a dead worker.
+    """Wake the drains of the tenants with due deliveries whose job Redis does not hold, or whose attempt a
+    dead worker abandoned (its claim ran out).
 
-    Returns how many jobs it enqueued.
+    Returns how many such deliveries it handed to their tenants' drains.
     """
     now = utcnow()
     due = and_(Delivery.next_attempt_at <= now,
