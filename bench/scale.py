@@ -2,8 +2,9 @@
 
 Used by bench/throughput.py (``--scale ROWS``). The loader writes straight into the database with
 SQLAlchemy Core in large batches (as retention would find a busy tenant's last 30 days): events with
-one delivery per endpoint, mostly succeeded, some failed, retrying or pending, ids spread over the days
-so that keyset pages and filters meet realistic data.
+one delivery per endpoint, mostly succeeded, some failed, retrying or pending, and each attempted
+delivery's attempts, ids spread over the days so that keyset pages, filters and the dashboard's 24-hour
+statistics meet realistic data.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import requests
 from sqlalchemy import create_engine, insert
 
 from webapp.ids import new_id
-from webapp.models import Delivery, Event
+from webapp.models import Attempt, Delivery, Event
 
 BATCH = 20_000
 STATUSES = ["succeeded"] * 90 + ["failed"] * 6 + ["retrying"] * 3 + ["pending"]
@@ -25,7 +26,7 @@ STATUSES = ["succeeded"] * 90 + ["failed"] * 6 + ["retrying"] * 3 + ["pending"]
 
 def load(database_url: str, tenant_id: str, agent_id: str, endpoint_ids: list[str], rows: int,
          days: int = 30, seed: int = 1) -> float:
-    """Insert ``rows`` deliveries (and their events) for the tenant; returns the seconds it took."""
+    """Insert ``rows`` deliveries (with their events and attempts) for the tenant; returns the seconds it took."""
     rng = random.Random(seed)
     engine = create_engine(database_url)
     now = datetime.now(timezone.utc) - timedelta(minutes=5)  # older than anything the run itself made
@@ -36,7 +37,7 @@ def load(database_url: str, tenant_id: str, agent_id: str, endpoint_ids: list[st
         if engine.dialect.name == "sqlite":
             connection.exec_driver_sql("PRAGMA synchronous=OFF")
         for first in range(0, events_needed, BATCH // len(endpoint_ids)):
-            events, deliveries = [], []
+            events, deliveries, attempts = [], [], []
             for seq in range(first, min(events_needed, first + BATCH // len(endpoint_ids))):
                 at = now - timedelta(seconds=days * 86400 * (1 - seq / events_needed))  # oldest first
                 event_id = new_id("evt", at)
@@ -50,18 +51,32 @@ def load(database_url: str, tenant_id: str, agent_id: str, endpoint_ids: list[st
                         break
                     status = rng.choice(STATUSES)
                     final = status in ("succeeded", "failed")
+                    delivery_id = new_id("dlv", at)
+                    tries = 0 if status == "pending" else 1 if status == "succeeded" and rng.random() < 0.95 \
+                        else rng.randint(1, 8)
+                    last_at = at + timedelta(seconds=30 * (tries - 1)) if tries else None
                     deliveries.append({
-                        "id": new_id("dlv", at), "tenant_id": tenant_id, "event_id": event_id,
+                        "id": delivery_id, "tenant_id": tenant_id, "event_id": event_id,
                         "endpoint_id": endpoint_id, "event_type": "message.received", "agent_id": agent_id,
-                        "status": status, "attempt_count": 1 if status == "succeeded" else rng.randint(1, 8),
+                        "status": status, "attempt_count": tries,
                         # Not due: the bench's workers must not start on history (retrying ones are due later).
                         "next_attempt_at": None if final else now + timedelta(days=1),
-                        "manual_pending": False, "last_attempt_at": at,
-                        "last_response_status": 200 if status == "succeeded" else 503,
+                        "manual_pending": False, "last_attempt_at": last_at,
+                        "last_response_status": (200 if status == "succeeded" else 503) if tries else None,
                         "last_error": None, "created_at": at, "updated_at": at})
+                    for n in range(tries):  # the last one decides; those before it answered 503
+                        tried_at = at + timedelta(seconds=30 * n)
+                        code = 200 if status == "succeeded" and n == tries - 1 else 503
+                        attempts.append({
+                            "id": new_id("att", tried_at), "tenant_id": tenant_id, "delivery_id": delivery_id,
+                            "trigger": "scheduled", "started_at": tried_at,
+                            "duration_ms": 5 + int(rng.expovariate(1 / 60)), "response_status": code, "error": None,
+                            "response_body": "ok" if code == 200 else "busy",
+                            "request_headers": {"webhook-id": event_id, "content-type": "application/json"}})
                     made += 1
             connection.execute(insert(Event.__table__), events)
             connection.execute(insert(Delivery.__table__), deliveries)
+            connection.execute(insert(Attempt.__table__), attempts)
     engine.dispose()
     return time.monotonic() - started
 

@@ -650,14 +650,18 @@ def run(args, tmp: Path, stack: Stack) -> None:
 
         endpoint_ids = [e["id"] for e in api.get(f"{base}/api/v1/endpoints?limit=100", timeout=30).json()["data"]]
         seconds = scale.load(database_url, tenant_id, agent_id, endpoint_ids, args.scale)
-        print(f"scale: loaded {args.scale:,} deliveries (and their events) in {seconds:.0f} s", flush=True)
+        print(f"scale: loaded {args.scale:,} deliveries (and their events and attempts) in {seconds:.0f} s", flush=True)
         page = scale.log_in(base, "bench@example.com", "benchmark-pw")
         filtered = f"status=failed&endpoint_id={endpoint_ids[0]}"
         raw_ms = 1000 / ceiling
         for label, session, path in (("/deliveries first page", page, "/deliveries"),
                                      ("/deliveries filtered", page, f"/deliveries?{filtered}"),
                                      ("GET /api/v1/deliveries first page", api, "/api/v1/deliveries"),
-                                     ("GET /api/v1/deliveries filtered", api, f"/api/v1/deliveries?{filtered}")):
+                                     ("GET /api/v1/deliveries filtered", api, f"/api/v1/deliveries?{filtered}"),
+                                     # The dashboard's pages with the endpoints' 24-hour health.
+                                     ("/ (overview)", page, "/"),
+                                     ("/endpoints", page, "/endpoints"),
+                                     ("/endpoints/<id>", page, f"/endpoints/{endpoint_ids[0]}")):
             t = scale.timings(session, base + path)
             print(f"scale: {label}: p50 {t['p50']:.1f} ms, p95 {t['p95']:.1f} ms ({t['bytes'] // 1024} KiB) at "
                   f"{args.scale:,} rows; p95 = {t['p95'] / raw_ms:.1f}x one raw post", flush=True)
