@@ -69,7 +69,7 @@ def load(database_url: str, tenant_id: str, agent_id: str, endpoint_ids: list[st
                         code = 200 if status == "succeeded" and n == tries - 1 else 503
                         attempts.append({
                             "id": new_id("att", tried_at), "tenant_id": tenant_id, "delivery_id": delivery_id,
-                            "trigger": "scheduled", "started_at": tried_at,
+                            "endpoint_id": endpoint_id, "trigger": "scheduled", "started_at": tried_at,
                             "duration_ms": 5 + int(rng.expovariate(1 / 60)), "response_status": code, "error": None,
                             "response_body": "ok" if code == 200 else "busy",
                             "request_headers": {"webhook-id": event_id, "content-type": "application/json"}})

@@ -191,7 +191,8 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
         results = [(send, outcome) for send, outcome in results if send.delivery_id in rows]
     # In bulk, by primary key, in Core: the ORM's bookkeeping for a batch's rows cost more than the writes.
     if results:
-        core(_INSERT_ATTEMPT, [attempt_row(send.delivery_id, outcome, send.trigger) for send, outcome in results])
+        core(_INSERT_ATTEMPT, [attempt_row(send.delivery_id, send.endpoint_id, outcome, send.trigger)
+                               for send, outcome in results])
     changes, resends, retries = [], [], []
     for send, outcome in results:
         delivery = rows[send.delivery_id]

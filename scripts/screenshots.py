@@ -255,7 +255,8 @@ def add_delivery(endpoint: dict, event_id: str, event_type: str, agent_id: str, 
         headers = {"content-type": "application/json", "user-agent": "AgentHooks/0.1.0", "webhook-id": event_id,
                    "webhook-timestamp": str(timestamp),
                    "webhook-signature": signature_header(event_id, timestamp, body, keys)}
-        attempts.append(Attempt(id=new_id("att", started), delivery_id=delivery_id, trigger="scheduled",
+        attempts.append(Attempt(id=new_id("att", started), delivery_id=delivery_id, endpoint_id=endpoint["id"],
+                                trigger="scheduled",
                                 started_at=started, duration_ms=duration, response_status=code, error=error,
                                 response_body=None if code is None else ('{"received": true}' if code == 200 else
                                                                          '{"error": "upstream unavailable"}'),

@@ -36,7 +36,8 @@ def delivery(endpoint_: Endpoint, *, status: str = "succeeded", at: datetime | N
     db.session.flush()
     for number, (code, duration) in enumerate(attempts or []):
         started = at + timedelta(seconds=number)
-        db.session.add(Attempt(id=new_id("att", started), delivery_id=row.id, trigger="scheduled",
+        db.session.add(Attempt(id=new_id("att", started), delivery_id=row.id, endpoint_id=row.endpoint_id,
+                               trigger="scheduled",
                                started_at=started, duration_ms=duration, response_status=code,
                                error=None if code else "connection refused",
                                response_body="ok" if code else None,

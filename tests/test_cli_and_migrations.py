@@ -79,3 +79,56 @@ def test_a_malformed_rate_limit_stops_the_app_at_start_up_with_a_clear_message(a
     result = flask("routes", env={"INGEST_RATE_LIMIT": "lots"})
     assert result.returncode != 0
     assert "INGEST_RATE_LIMIT must be a rate such as '100 per minute', got 'lots'" in result.stderr
+
+
+@pytest.fixture
+def scratch_database(app, tmp_path):
+    """An empty database of the suite's kind for a migration to run in: a SQLite file, or on PostgreSQL a
+    schema of its own in the suite's database (the suite's tables stay out of its search path)."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if not url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path / 'scratch.sqlite3'}"
+        return
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP SCHEMA IF EXISTS scratch_migration CASCADE")
+        connection.exec_driver_sql("CREATE SCHEMA scratch_migration")
+    yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3Dscratch_migration"
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP SCHEMA scratch_migration CASCADE")
+    engine.dispose()
+
+
+def test_migration_0008_gives_every_existing_attempt_its_deliverys_endpoint(scratch_database):
+    """Attempts stored before 0008 keep counting in their endpoint's health: each gets its delivery's endpoint."""
+    assert (result := flask("db", "upgrade", "0007", env={"DATABASE_URL": scratch_database})).returncode == 0, \
+        result.stderr
+    engine = create_engine(scratch_database)
+    at = "2026-11-29 10:00:00"
+    with engine.begin() as connection:
+        run = connection.exec_driver_sql
+        run(f"INSERT INTO tenants (id, name, created_at) VALUES ('ten_1', 'Acme', '{at}')")
+        for endpoint in ("ep_a", "ep_b"):
+            run("INSERT INTO endpoints (id, tenant_id, url, description, event_types, agent_ids, enabled, "
+                f"secret_encrypted, created_at, updated_at) VALUES ('{endpoint}', 'ten_1', 'https://example.com', '', "
+                f"'[]', '[]', true, 'x', '{at}', '{at}')")
+        run(f"INSERT INTO events (id, tenant_id, type, occurred_at, received_at, body) "
+            f"VALUES ('evt_1', 'ten_1', 'message.sent', '{at}', '{at}', '{{}}')")
+        for delivery, endpoint in (("dlv_a", "ep_a"), ("dlv_b", "ep_b")):
+            run("INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, event_type, status, attempt_count, "
+                f"manual_pending, created_at, updated_at) VALUES ('{delivery}', 'ten_1', 'evt_1', '{endpoint}', "
+                f"'message.sent', 'succeeded', 1, false, '{at}', '{at}')")
+        for attempt, delivery in (("att_1", "dlv_a"), ("att_2", "dlv_a"), ("att_3", "dlv_b")):
+            run("INSERT INTO attempts (id, tenant_id, delivery_id, trigger, started_at, duration_ms, request_headers) "
+                f"VALUES ('{attempt}', 'ten_1', '{delivery}', 'scheduled', '{at}', 12, '{{}}')")
+
+    assert (result := flask("db", "upgrade", env={"DATABASE_URL": scratch_database})).returncode == 0, result.stderr
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT id, endpoint_id FROM attempts ORDER BY id").all()
+    assert [tuple(row) for row in rows] == [("att_1", "ep_a"), ("att_2", "ep_a"), ("att_3", "ep_b")]
+    inspector = inspect(engine)
+    assert {"ix_attempts_tenant_endpoint_id"} == {index["name"] for index in inspector.get_indexes("attempts")
+                                                  if "tenant_id" in index["column_names"]}
+    assert not next(c for c in inspector.get_columns("attempts") if c["name"] == "endpoint_id")["nullable"]
+    assert _schema_drift(engine) == []
+    engine.dispose()

@@ -25,9 +25,10 @@ def test_prune_removes_what_is_past_retention_and_nothing_else(app, tenant, stac
                            .values(received_at=long_ago))
         db.session.execute(update(Delivery).where(Delivery.event_id.in_([old_done, recent])).values(status="succeeded"))
         db.session.execute(update(Delivery).where(Delivery.event_id == old_failed).values(status="failed"))
-        delivery_id = db.session.scalar(select(Delivery.id).where(Delivery.event_id == old_done))
-        db.session.add(Attempt(delivery_id=delivery_id, trigger="scheduled", started_at=long_ago, duration_ms=3,
-                               response_status=200))
+        delivery_id, endpoint_id = db.session.execute(
+            select(Delivery.id, Delivery.endpoint_id).where(Delivery.event_id == old_done)).one()
+        db.session.add(Attempt(delivery_id=delivery_id, endpoint_id=endpoint_id, trigger="scheduled",
+                               started_at=long_ago, duration_ms=3, response_status=200))
         db.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == "k3")
                            .values(created_at=utcnow() - timedelta(hours=25)))
         db.session.commit()

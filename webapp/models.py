@@ -273,8 +273,15 @@ SCHEDULED, MANUAL = "scheduled", "manual"
 
 class Attempt(TenantMixin, db.Model):
     __tablename__ = "attempts"
+    # The dashboard's endpoint health reads one endpoint's recent attempts through this index, without
+    # joining their deliveries (migration 0008); it serves every lookup by tenant as well.
+    tenant_id_index = False
+    __table_args__ = (Index("ix_attempts_tenant_endpoint_id", "tenant_id", "endpoint_id", "id"),)
     id: Mapped[str] = _id("att")
     delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    # Copied from the delivery, which never changes endpoint. No foreign key: deleting an endpoint already
+    # deletes its deliveries' attempts through them, and a second cascade would want an index of its own.
+    endpoint_id: Mapped[str] = mapped_column(String(40))
     trigger: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     duration_ms: Mapped[int] = mapped_column(Integer)

@@ -125,9 +125,9 @@ def retry_delay(scheduled_attempts: int, retry_after: float | None) -> float | N
     return delay
 
 
-def attempt_row(delivery_id: str, outcome: Outcome, trigger: str) -> dict:
+def attempt_row(delivery_id: str, endpoint_id: str, outcome: Outcome, trigger: str) -> dict:
     """The row of one attempt, for a bulk INSERT (stored before ``record_outcome`` counts it)."""
-    return dict(delivery_id=delivery_id, trigger=trigger, started_at=outcome.started_at,
+    return dict(delivery_id=delivery_id, endpoint_id=endpoint_id, trigger=trigger, started_at=outcome.started_at,
                 duration_ms=outcome.duration_ms, response_status=outcome.response_status, error=outcome.error,
                 response_body=outcome.response_body, request_headers=outcome.request_headers or {})
 

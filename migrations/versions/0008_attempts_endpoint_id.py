@@ -1,0 +1,45 @@
+"""Attempts: their delivery's endpoint_id, and an index (tenant_id, endpoint_id, id) in place of tenant_id's
+
+The dashboard's endpoint health (webapp/services/stats.py) counts an endpoint's attempts of the last 24
+hours. Through their deliveries that was a join against every delivery the tenant has: 130-230 ms a
+page at a million deliveries on PostgreSQL. With the endpoint on the attempt, each endpoint's recent
+attempts are one range of the new index. That index begins with tenant_id, so the index of tenant_id
+alone goes: every attempt recorded wrote it.
+
+The backfill rewrites every attempt once, in the release phase.
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-11-29 17:30:00
+
+"""
+import sqlalchemy as sa
+from alembic import op
+
+
+revision = '0008'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('attempts', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('endpoint_id', sa.String(length=40), nullable=True))
+    if op.get_bind().dialect.name == "postgresql":  # a join; the correlated form would look each one up
+        op.execute("UPDATE attempts SET endpoint_id = deliveries.endpoint_id FROM deliveries "
+                   "WHERE deliveries.id = attempts.delivery_id")
+    else:
+        op.execute("UPDATE attempts SET endpoint_id = "
+                   "(SELECT endpoint_id FROM deliveries WHERE deliveries.id = attempts.delivery_id)")
+    with op.batch_alter_table('attempts', schema=None) as batch_op:
+        batch_op.alter_column('endpoint_id', existing_type=sa.String(length=40), nullable=False)
+        batch_op.create_index('ix_attempts_tenant_endpoint_id', ['tenant_id', 'endpoint_id', 'id'], unique=False)
+        batch_op.drop_index('ix_attempts_tenant_id')
+
+
+def downgrade():
+    with op.batch_alter_table('attempts', schema=None) as batch_op:
+        batch_op.create_index('ix_attempts_tenant_id', ['tenant_id'], unique=False)
+        batch_op.drop_index('ix_attempts_tenant_endpoint_id')
+        batch_op.drop_column('endpoint_id')
