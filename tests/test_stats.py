@@ -44,7 +44,8 @@ def test_p95_of_a_single_attempt_is_that_attempt(tenant):
         factories.delivery(endpoint, attempts=[(204, 42)])
         db.session.commit()
         assert stats.endpoint_health()[endpoint.id].p95_ms == 42
-        assert stats.attempt_percentiles(utcnow() - timedelta(hours=1), percentile=50) == {endpoint.id: 42}
+        assert stats.attempt_summaries(utcnow() - timedelta(hours=1), percentile=50) == {
+            endpoint.id: stats.AttemptSummary(attempts=1, successes=1, percentile_ms=42)}
 
 
 def test_the_last_delivery_skips_pending_ones_and_failing_endpoints_are_found(tenant):
@@ -165,3 +166,17 @@ def test_numbers_are_written_for_people():
     now = utcnow()
     assert [ago(now - timedelta(seconds=s), now) for s in (5, 90, 7300, 3 * 86400)] == [
         "just now", "1 min ago", "2 h ago", "3 days ago"]
+
+
+def test_percentiles_are_the_nearest_rank_on_every_database(tenant):
+    """PostgreSQL computes them with percentile_disc, SQLite by ranking: both give the nearest rank."""
+    durations = [(n * 7919) % 1009 for n in range(1, 38)]  # 37 distinct values in no order
+    with tenant.scope():
+        endpoint = factories.endpoint()
+        for duration in durations:
+            factories.delivery(endpoint, attempts=[(200, duration)])
+        db.session.commit()
+        since = utcnow() - timedelta(hours=1)
+        for percentile in (1, 50, 90, 95, 99, 100):
+            expected = sorted(durations)[-(-percentile * len(durations) // 100) - 1]
+            assert stats.attempt_summaries(since, percentile)[endpoint.id].percentile_ms == expected, percentile

@@ -114,40 +114,55 @@ def _recent_attempts(since: datetime):
 _SUCCEEDED_ATTEMPT = and_(Attempt.error.is_(None), Attempt.response_status >= 200, Attempt.response_status < 300)
 
 
-def _one_endpoint(statement, endpoint_id: str | None):
-    return statement.where(Delivery.endpoint_id == endpoint_id) if endpoint_id else statement
+def _endpoint_ids(endpoint_id: str | None) -> list[str]:
+    """The endpoints to read: the one asked for, or all of the tenant's."""
+    return [endpoint_id] if endpoint_id else list(db.session.scalars(select(Endpoint.id)))
 
 
-def attempt_rates(since: datetime, endpoint_id: str | None = None) -> dict[str, tuple[int, int]]:
-    """Per endpoint id (or for one): (attempts, successful attempts) started since ``since``."""
-    rows = db.session.execute(_one_endpoint(
-        select(Delivery.endpoint_id, func.count(), func.sum(case((_SUCCEEDED_ATTEMPT, 1), else_=0)))
-        .join(Delivery, Delivery.id == Attempt.delivery_id)
-        .where(_recent_attempts(since)), endpoint_id)
-        .group_by(Delivery.endpoint_id))
-    return {endpoint_id: (count, int(successes or 0)) for endpoint_id, count, successes in rows}
+def _recent_attempts_of(since: datetime, endpoint_ids: list[str]):
+    # Named endpoints, not all the tenant's attempts: each is one range of ix_attempts_tenant_endpoint_id
+    # (tenant, endpoint, ids since), where the tenant's attempts by id alone have no index to bound them.
+    return and_(Attempt.endpoint_id.in_(endpoint_ids), _recent_attempts(since))
 
 
-def attempt_percentiles(since: datetime, percentile: int = PERCENTILE, endpoint_id: str | None = None) -> dict[str, int]:
-    """Per endpoint id (or for one): the ``percentile``-th percentile (nearest rank) of attempt durations, in ms.
+@dataclass(frozen=True)
+class AttemptSummary:
+    """An endpoint's attempts over a window: how many, how many succeeded, and a percentile of their durations."""
 
-    Computed in the database with window functions (SQLite 3.25+ and PostgreSQL), so only one row per
-    endpoint comes back however many attempts there were.
-    """
-    ranked = _one_endpoint(
-        select(Delivery.endpoint_id.label("endpoint_id"), Attempt.duration_ms.label("duration_ms"),
-               func.row_number().over(partition_by=Delivery.endpoint_id, order_by=Attempt.duration_ms).label("rank"),
-               func.count().over(partition_by=Delivery.endpoint_id).label("n"))
-        .join(Delivery, Delivery.id == Attempt.delivery_id)
-        .where(_recent_attempts(since)), endpoint_id).subquery()
-    # Nearest rank: the smallest value with at least p % of the values at or below it, ceil(p * n / 100).
-    # Joining Endpoint puts a tenant-owned entity in the outer query, so the tenancy listener scopes the
-    # statement, subquery included (a bare SELECT from a subquery would escape it).
-    rows = db.session.execute(
-        select(Endpoint.id, ranked.c.duration_ms)
-        .join(ranked, ranked.c.endpoint_id == Endpoint.id)
-        .where(ranked.c.rank == (percentile * ranked.c.n + 99) // 100))
-    return {endpoint_id: duration for endpoint_id, duration in rows}
+    attempts: int
+    successes: int
+    percentile_ms: int
+
+
+def attempt_summaries(since: datetime, percentile: int = PERCENTILE,
+                      endpoint_id: str | None = None) -> dict[str, AttemptSummary]:
+    """Per endpoint id (or for one): its attempts started since ``since``, with the ``percentile``-th
+    percentile (nearest rank) of their durations, in one pass over them in the database."""
+    recent = _recent_attempts_of(since, _endpoint_ids(endpoint_id))
+    succeeded = case((_SUCCEEDED_ATTEMPT, 1), else_=0)
+    if db.session.get_bind().dialect.name == "postgresql":
+        # percentile_disc is the nearest rank: the first value whose cumulative share reaches the fraction.
+        rows = db.session.execute(
+            select(Attempt.endpoint_id, func.count(), func.sum(succeeded),
+                   func.percentile_disc(percentile / 100).within_group(Attempt.duration_ms))
+            .where(recent).group_by(Attempt.endpoint_id))
+    else:  # SQLite has no ordered-set aggregates: rank each endpoint's attempts and keep the one at the rank
+        endpoint = Attempt.endpoint_id
+        ranked = (
+            select(endpoint.label("endpoint_id"), Attempt.duration_ms.label("duration_ms"),
+                   func.row_number().over(partition_by=endpoint, order_by=Attempt.duration_ms).label("rank"),
+                   func.count().over(partition_by=endpoint).label("n"),
+                   func.sum(succeeded).over(partition_by=endpoint).label("successes"))
+            .where(recent)).subquery()
+        # Nearest rank: the smallest value with at least p % of the values at or below it, ceil(p * n / 100).
+        # Joining Endpoint puts a tenant-owned entity in the outer query, so the tenancy listener scopes the
+        # statement, subquery included (a bare SELECT from a subquery would escape it).
+        rows = db.session.execute(
+            select(Endpoint.id, ranked.c.n, ranked.c.successes, ranked.c.duration_ms)
+            .join(ranked, ranked.c.endpoint_id == Endpoint.id)
+            .where(ranked.c.rank == (percentile * ranked.c.n + 99) // 100))
+    return {key: AttemptSummary(count, int(successes or 0), int(duration))
+            for key, count, successes, duration in rows}
 
 
 def latest_finished_deliveries(endpoint_id: str | None = None) -> dict[str, Delivery]:
@@ -173,11 +188,8 @@ def endpoint_health(now: datetime | None = None, endpoint_id: str | None = None)
     """
     since = (now or utcnow()) - WINDOW
     health: dict[str, Health] = {}
-    for key, (attempts, successes) in attempt_rates(since, endpoint_id).items():
-        item = health.setdefault(key, Health())
-        item.attempts, item.successes = attempts, successes
-    for key, p95 in attempt_percentiles(since, endpoint_id=endpoint_id).items():
-        health.setdefault(key, Health()).p95_ms = p95
+    for key, summary in attempt_summaries(since, endpoint_id=endpoint_id).items():
+        health[key] = Health(attempts=summary.attempts, successes=summary.successes, p95_ms=summary.percentile_ms)
     for key, delivery in latest_finished_deliveries(endpoint_id).items():
         item = health.setdefault(key, Health())
         item.last_status = delivery.status
