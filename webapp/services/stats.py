@@ -2,7 +2,8 @@
 
 Every query here is an ORM query on tenant-owned models, so the tenancy listener scopes it to the
 current tenant like any other. They read only recent rows, found through time-ordered ids
-(``min_id_at``) so the (tenant_id, id) indexes bound the scan, and they work on SQLite and PostgreSQL.
+(``min_id_at``) so that indexes ending in the id bound the scan ((tenant_id, id) for deliveries,
+(tenant_id, endpoint_id, id) for attempts), and they work on SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
