@@ -131,4 +131,13 @@ def test_migration_0008_gives_every_existing_attempt_its_deliverys_endpoint(scra
                                                   if "tenant_id" in index["column_names"]}
     assert not next(c for c in inspector.get_columns("attempts") if c["name"] == "endpoint_id")["nullable"]
     assert _schema_drift(engine) == []
+    if engine.dialect.name == "postgresql":
+        # A worker still running the code before 0008 (PostgreSQL deployments replace processes after the
+        # release phase) stores an attempt without the endpoint: it is filled in, not refused.
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO attempts (id, tenant_id, delivery_id, trigger, started_at, duration_ms, request_headers) "
+                f"VALUES ('att_4', 'ten_1', 'dlv_b', 'scheduled', '{at}', 12, '{{}}')")
+            assert connection.exec_driver_sql("SELECT endpoint_id FROM attempts WHERE id = 'att_4'").scalar() == "ep_b"
+    assert flask("db", "downgrade", "0007", env={"DATABASE_URL": scratch_database}).returncode == 0
     engine.dispose()
