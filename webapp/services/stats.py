@@ -107,11 +107,6 @@ class Health:
         return self.last_status in (FAILED, RETRYING)
 
 
-def _recent_attempts(since: datetime):
-    """The WHERE clause of attempts started since ``since``; the id bound lets the index do the work."""
-    return and_(Attempt.id >= min_id_at("att", since - _ID_SLACK), Attempt.started_at >= since)
-
-
 _SUCCEEDED_ATTEMPT = and_(Attempt.error.is_(None), Attempt.response_status >= 200, Attempt.response_status < 300)
 
 
@@ -120,10 +115,12 @@ def _endpoint_ids(endpoint_id: str | None) -> list[str]:
     return [endpoint_id] if endpoint_id else list(db.session.scalars(select(Endpoint.id)))
 
 
-def _recent_attempts_of(since: datetime, endpoint_ids: list[str]):
-    # Named endpoints, not all the tenant's attempts: each is one range of ix_attempts_tenant_endpoint_id
-    # (tenant, endpoint, ids since), where the tenant's attempts by id alone have no index to bound them.
-    return and_(Attempt.endpoint_id.in_(endpoint_ids), _recent_attempts(since))
+def _recent_attempts(since: datetime, endpoint_ids: list[str]):
+    """The WHERE clause of the named endpoints' attempts started since ``since``. Named endpoints, not all the
+    tenant's attempts: with the id bound, each is one range of ix_attempts_tenant_endpoint_id (tenant,
+    endpoint, ids since), where the tenant's attempts by id alone have no index to bound them."""
+    return and_(Attempt.endpoint_id.in_(endpoint_ids), Attempt.id >= min_id_at("att", since - _ID_SLACK),
+                Attempt.started_at >= since)
 
 
 @dataclass(frozen=True)
@@ -139,7 +136,7 @@ def attempt_summaries(since: datetime, percentile: int = PERCENTILE,
                       endpoint_id: str | None = None) -> dict[str, AttemptSummary]:
     """Per endpoint id (or for one): its attempts started since ``since``, with the ``percentile``-th
     percentile (nearest rank) of their durations, in one pass over them in the database."""
-    recent = _recent_attempts_of(since, _endpoint_ids(endpoint_id))
+    recent = _recent_attempts(since, _endpoint_ids(endpoint_id))
     succeeded = case((_SUCCEEDED_ATTEMPT, 1), else_=0)
     if db.session.get_bind().dialect.name == "postgresql":
         # percentile_disc is the nearest rank: the first value whose cumulative share reaches the fraction.
