@@ -17,6 +17,7 @@ from webapp import __version__
 from webapp.extensions import core, db
 from webapp.models import FAILED, MANUAL, PENDING, RETRYING, SCHEDULED, Attempt, Delivery, Endpoint, Event, utcnow
 from webapp.queue import Next, enqueue_deliveries, enqueue_deliveries_at, wake_drain
+from webapp.services import tallies
 from webapp.services.deliveries import Outcome, attempt_row, record_outcome
 from webapp.services.endpoints import signing_secrets
 from webapp.signing import signature_header
@@ -190,9 +191,9 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
         log.info("deliveries %s were deleted during their attempts", ", ".join(gone))
         results = [(send, outcome) for send, outcome in results if send.delivery_id in rows]
     # In bulk, by primary key, in Core: the ORM's bookkeeping for a batch's rows cost more than the writes.
-    if results:
-        core(_INSERT_ATTEMPT, [attempt_row(send.delivery_id, send.endpoint_id, outcome, send.trigger)
-                               for send, outcome in results])
+    attempts = [attempt_row(send.delivery_id, send.endpoint_id, outcome, send.trigger) for send, outcome in results]
+    if attempts:
+        core(_INSERT_ATTEMPT, attempts)
     changes, resends, retries = [], [], []
     for send, outcome in results:
         delivery = rows[send.delivery_id]
@@ -209,6 +210,9 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
                  outcome.error or outcome.response_status)
     if changes:
         core(_update_delivery(), changes)
+    # Last before the commit: on PostgreSQL another worker's record of the same endpoint and hour waits for
+    # these tallies' row locks until then.
+    tallies.add(db.session.connection(), tenant_id, attempts)
     db.session.commit()
     if resends:
         enqueue_deliveries(tenant_id, resends, MANUAL)

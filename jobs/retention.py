@@ -1,5 +1,5 @@
 """Retention: events older than RETENTION_DAYS go, with their deliveries and attempts, in small
-batches so the database stays responsive."""
+batches so the database stays responsive; endpoint health's tallies go after two days."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +10,7 @@ from sqlalchemy import delete, exists, select
 
 from webapp.extensions import db
 from webapp.models import PENDING, RETRYING, Delivery, Event, IdempotencyKey, utcnow
+from webapp.services import tallies
 from webapp.services.events import IDEMPOTENCY_WINDOW
 from webapp.tenancy import all_tenants
 
@@ -38,6 +39,10 @@ def prune_once(batch: int = 500) -> dict[str, int]:
                                      (Delivery.status.in_((PENDING, RETRYING))) | Delivery.manual_pending.is_(True))
         events = _delete_in_batches(Event, (Event.received_at < cutoff) & ~outstanding, batch)
         keys = _delete_in_batches(IdempotencyKey, IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_WINDOW, batch)
-    if events or keys:
-        log.info("retention removed %d events (with their deliveries) and %d idempotency keys", events, keys)
-    return {"events": events, "idempotency_keys": keys}
+        # In one statement: a run finds the hour or so of tallies that aged since the last one.
+        tally_rows = tallies.prune(db.session.connection(), utcnow())
+        db.session.commit()
+    if events or keys or tally_rows:
+        log.info("retention removed %d events (with their deliveries), %d idempotency keys and %d endpoint "
+                 "health tallies", events, keys, tally_rows)
+    return {"events": events, "idempotency_keys": keys, "attempt_tallies": tally_rows}

@@ -37,10 +37,11 @@ from sqlalchemy import select
 from webapp.extensions import db
 from webapp.ids import new_id
 from webapp.models import Attempt, Delivery, Endpoint, Event, utcnow
+from webapp.services import tallies
 from webapp.services.endpoints import disable, get_endpoint, signing_secrets
 from webapp.services.events import isoformat
 from webapp.signing import signature_header
-from webapp.tenancy import tenant_scope
+from webapp.tenancy import current_tenant_id, tenant_scope
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -273,6 +274,8 @@ def add_delivery(endpoint: dict, event_id: str, event_type: str, agent_id: str, 
         created_at=at, updated_at=last))
     db.session.flush()
     db.session.add_all(attempts)
+    db.session.flush()
+    tallies.add(db.session.connection(), current_tenant_id(), [vars(attempt) for attempt in attempts])
 
 
 def fill(product: Product) -> dict:

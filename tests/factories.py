@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from webapp.extensions import db
 from webapp.ids import new_id
 from webapp.models import Attempt, Delivery, Endpoint, Event, utcnow
+from webapp.services import tallies
 from webapp.services.endpoints import create_endpoint
 
 # Nothing listens there, and the rows below are never due, so no worker ever touches them.
@@ -34,17 +35,21 @@ def delivery(endpoint_: Endpoint, *, status: str = "succeeded", at: datetime | N
                    created_at=at, updated_at=at)
     db.session.add(row)
     db.session.flush()
+    stored = []
     for number, (code, duration) in enumerate(attempts or []):
         started = at + timedelta(seconds=number)
-        db.session.add(Attempt(id=new_id("att", started), delivery_id=row.id, endpoint_id=row.endpoint_id,
-                               trigger="scheduled",
-                               started_at=started, duration_ms=duration, response_status=code,
-                               error=None if code else "connection refused",
-                               response_body="ok" if code else None,
-                               request_headers={"webhook-id": event_id, "content-type": "application/json"}))
+        stored.append(Attempt(id=new_id("att", started), delivery_id=row.id, endpoint_id=row.endpoint_id,
+                              trigger="scheduled",
+                              started_at=started, duration_ms=duration, response_status=code,
+                              error=None if code else "connection refused",
+                              response_body="ok" if code else None,
+                              request_headers={"webhook-id": event_id, "content-type": "application/json"}))
         row.last_attempt_at, row.last_response_status = started, code
         row.last_error = None if code else "connection refused"
+    db.session.add_all(stored)
     db.session.flush()
+    # Counted as the worker counts what it stores.
+    tallies.add(db.session.connection(), row.tenant_id, [vars(attempt) for attempt in stored])
     # The ORM stamps updated_at on every flush that changes the row: put it back where the test wants it.
     db.session.execute(db.update(Delivery).where(Delivery.id == row.id).values(updated_at=at))
     db.session.refresh(row)

@@ -5,14 +5,17 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, insert, inspect, select
 
 from webapp import ROOT
 from webapp.extensions import db
+from webapp.models import Attempt, AttemptTally, utcnow
+from webapp.services import tallies
 
 
 def flask(*args, env=None):
@@ -140,4 +143,57 @@ def test_migration_0008_gives_every_existing_attempt_its_deliverys_endpoint(scra
                 f"VALUES ('att_4', 'ten_1', 'dlv_b', 'scheduled', '{at}', 12, '{{}}')")
             assert connection.exec_driver_sql("SELECT endpoint_id FROM attempts WHERE id = 'att_4'").scalar() == "ep_b"
     assert flask("db", "downgrade", "0007", env={"DATABASE_URL": scratch_database}).returncode == 0
+    engine.dispose()
+
+
+def test_migration_0009_tallies_the_last_48_hours_of_attempts_as_the_worker_would(scratch_database):
+    """Endpoint health reads tallies from 0009 on: the attempts stored before it are counted by the backfill
+    (its SQL rounding and success rule against tallies.py's own), and the worker's next record adds to them."""
+    assert (result := flask("db", "upgrade", "0008", env={"DATABASE_URL": scratch_database})).returncode == 0, \
+        result.stderr
+    engine = create_engine(scratch_database)
+    now = utcnow()
+    with engine.begin() as connection:
+        run = connection.exec_driver_sql
+        at = "2026-11-29 10:00:00"
+        run(f"INSERT INTO tenants (id, name, created_at) VALUES ('ten_1', 'Acme', '{at}')")
+        for endpoint in ("ep_a", "ep_b"):
+            run("INSERT INTO endpoints (id, tenant_id, url, description, event_types, agent_ids, enabled, "
+                f"secret_encrypted, created_at, updated_at) VALUES ('{endpoint}', 'ten_1', 'https://example.com', '', "
+                f"'[]', '[]', true, 'x', '{at}', '{at}')")
+        run(f"INSERT INTO events (id, tenant_id, type, occurred_at, received_at, body) "
+            f"VALUES ('evt_1', 'ten_1', 'message.sent', '{at}', '{at}', '{{}}')")
+        for delivery, endpoint in (("dlv_a", "ep_a"), ("dlv_b", "ep_b")):
+            run("INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, event_type, status, attempt_count, "
+                f"manual_pending, created_at, updated_at) VALUES ('{delivery}', 'ten_1', 'evt_1', '{endpoint}', "
+                f"'message.sent', 'succeeded', 1, false, '{at}', '{at}')")
+        # Durations that round (183, 1,001, 99,999) and that do not; a 2xx, a 503, a 302 and a timeout; attempts
+        # an hour apart and in the same hour; one older than the 48 hours that retention keeps of tallies.
+        attempts = [dict(endpoint_id=endpoint, started_at=now - timedelta(hours=hours), duration_ms=duration,
+                         response_status=status, error=None if status else "timed out")
+                    for endpoint, hours, duration, status in (
+                        ("ep_a", 0, 42, 200), ("ep_a", 0, 42, 503), ("ep_a", 0, 183, 204), ("ep_a", 1, 1001, 200),
+                        ("ep_a", 47, 7, 302), ("ep_b", 0, 99999, None), ("ep_b", 0, 186, 200), ("ep_b", 50, 5, 200))]
+        connection.execute(insert(Attempt.__table__), [
+            dict(attempt, id=f"att_{n}", tenant_id="ten_1", delivery_id="dlv_" + attempt["endpoint_id"][-1],
+                 trigger="scheduled", request_headers={}) for n, attempt in enumerate(attempts)])
+
+    assert (result := flask("db", "upgrade", env={"DATABASE_URL": scratch_database})).returncode == 0, result.stderr
+    table = AttemptTally.__table__
+    columns = ("tenant_id", "endpoint_id", "hour", "up_to_ms", "attempts", "successes")
+
+    def stored() -> set[tuple]:
+        with engine.connect() as connection:
+            return {tuple(row) for row in connection.execute(select(*(table.c[name] for name in columns)))}
+
+    expected = {tuple(row[name] for name in columns) for row in tallies.tally_rows("ten_1", attempts[:-1])}
+    assert stored() == expected and len(expected) == 6  # 42 ms twice in one tally; 183 and 186 both up to 190
+    assert _schema_drift(engine) == []
+    # The worker's next attempt in the same hour, endpoint and rounding adds to the backfilled tally.
+    with engine.begin() as connection:
+        tallies.add(connection, "ten_1", [attempts[0]])
+    assert stored() == expected - {("ten_1", "ep_a", tallies.hour_of(now), 42, 2, 1)} | {
+        ("ten_1", "ep_a", tallies.hour_of(now), 42, 3, 2)}
+    assert flask("db", "downgrade", "0008", env={"DATABASE_URL": scratch_database}).returncode == 0
+    assert "attempt_tallies" not in inspect(engine).get_table_names()
     engine.dispose()

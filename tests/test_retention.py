@@ -1,4 +1,5 @@
-"""Retention: old events go with their deliveries and attempts; recent and unfinished ones stay."""
+"""Retention: old events go with their deliveries and attempts; recent and unfinished ones stay. Endpoint
+health's tallies go after 48 hours."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,7 +8,8 @@ from sqlalchemy import func, select, update
 
 from jobs.retention import prune_once
 from webapp.extensions import db
-from webapp.models import Attempt, Delivery, Event, IdempotencyKey, utcnow
+from webapp.models import Attempt, AttemptTally, Delivery, Event, IdempotencyKey, utcnow
+from webapp.services import tallies
 from webapp.tenancy import all_tenants
 
 
@@ -29,19 +31,25 @@ def test_prune_removes_what_is_past_retention_and_nothing_else(app, tenant, stac
             select(Delivery.id, Delivery.endpoint_id).where(Delivery.event_id == old_done)).one()
         db.session.add(Attempt(delivery_id=delivery_id, endpoint_id=endpoint_id, trigger="scheduled",
                                started_at=long_ago, duration_ms=3, response_status=200))
+        # Endpoint health's tallies: one from past their 48 hours, one within them.
+        tallied = [utcnow() - timedelta(hours=50), utcnow() - timedelta(hours=46)]
+        tallies.add(db.session.connection(), tenant.id, [
+            dict(endpoint_id=endpoint_id, started_at=at, duration_ms=3, response_status=200, error=None)
+            for at in tallied])
         db.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == "k3")
                            .values(created_at=utcnow() - timedelta(hours=25)))
         db.session.commit()
 
     with app.app_context():
         removed = prune_once(batch=1)  # one row per batch: the batching loop itself is exercised
-    assert removed == {"events": 2, "idempotency_keys": 1}
+    assert removed == {"events": 2, "idempotency_keys": 1, "attempt_tallies": 1}
     with tenant.scope():
         assert set(db.session.scalars(select(Event.id))) == {old_unfinished, recent}
         assert set(db.session.scalars(select(Delivery.event_id))) == {old_unfinished, recent}
         assert db.session.scalar(select(func.count()).select_from(Attempt)) == 0
         # k0 and k2 went with their events; k3 is past the 24 h window although its event stays.
         assert set(db.session.scalars(select(IdempotencyKey.key))) == {"k1"}
+        assert list(db.session.scalars(select(AttemptTally.hour))) == [tallies.hour_of(tallied[1])]
 
 
 def test_prune_covers_every_tenant(app, make_tenant):

@@ -9,12 +9,16 @@ from datetime import timedelta
 
 from webapp.dashboard.chart import stacked_bars, tick_step
 from webapp.dashboard.formatting import ago, duration, percent
+from sqlalchemy import select
+
 from webapp.extensions import db
-from webapp.models import utcnow
-from webapp.services import stats
-from webapp.services.endpoints import disable
+from webapp.models import Attempt, AttemptTally, Delivery, utcnow
+from webapp.services import stats, tallies
+from webapp.services.endpoints import delete_endpoint, disable
 
 from . import factories
+from .helpers import make_agent, make_endpoint, send, wait_until
+from .receiver import Reply
 
 
 def test_success_rate_and_p95_count_the_attempts_of_the_last_24_hours(tenant):
@@ -127,7 +131,8 @@ def test_the_overview_draws_the_chart_and_lists_health_and_failing_endpoints(ten
     failing = page.split('id="failing-heading"')[1].split("</section>")[0]
     assert "http://127.0.0.1:9/bad" in failing and "connection refused" in failing
     assert "http://127.0.0.1:9/good" not in failing
-    assert ">100%</span>" in page and ">0%</span>" in page and "103 ms" in page
+    # The good endpoint's p95 is 103 ms, shown rounded up to two significant figures as the tallies keep it.
+    assert ">100%</span>" in page and ">0%</span>" in page and "110 ms" in page
     # This tenant has sent events: no first-event panel, the snippets are folded away.
     assert "Send your first event" not in page and "Send an event from your agent" in page
 
@@ -168,15 +173,78 @@ def test_numbers_are_written_for_people():
         "just now", "1 min ago", "2 h ago", "3 days ago"]
 
 
-def test_percentiles_are_the_nearest_rank_on_every_database(tenant):
-    """PostgreSQL computes them with percentile_disc, SQLite by ranking: both give the nearest rank."""
-    durations = [(n * 7919) % 1009 for n in range(1, 38)]  # 37 distinct values in no order
+def test_percentiles_are_the_nearest_rank_rounded_up_to_two_significant_figures(tenant):
+    """The tallies keep durations rounded up; rounding never reorders them, so the percentile is the true
+    nearest rank, rounded up the same way."""
+    durations = [(n * 7919) % 1009 for n in range(1, 38)]  # 37 distinct values in no order, up to 1,008 ms
     with tenant.scope():
         endpoint = factories.endpoint()
         for duration in durations:
             factories.delivery(endpoint, attempts=[(200, duration)])
         db.session.commit()
-        since = utcnow() - timedelta(hours=1)
+        first_hour = utcnow() - timedelta(hours=1)
         for percentile in (1, 50, 90, 95, 99, 100):
-            expected = sorted(durations)[-(-percentile * len(durations) // 100) - 1]
-            assert stats.attempt_summaries(since, percentile)[endpoint.id].percentile_ms == expected, percentile
+            nearest_rank = sorted(durations)[-(-percentile * len(durations) // 100) - 1]
+            summary = stats.attempt_summaries(first_hour, percentile)[endpoint.id]
+            assert summary.percentile_ms == tallies.rounded_up(nearest_rank), percentile
+            assert (summary.attempts, summary.successes) == (37, 37)
+
+
+def test_durations_round_up_to_two_significant_figures():
+    assert [tallies.rounded_up(ms) for ms in (0, 7, 42, 100, 101, 183, 999, 1000, 1001, 1530, 15000, 99999)] == [
+        0, 7, 42, 100, 110, 190, 1000, 1000, 1100, 1600, 15000, 100000]
+
+
+def test_health_counts_the_same_24_clock_hours_as_the_chart(tenant):
+    now = utcnow()
+    first = tallies.hour_of(now) - timedelta(hours=23)  # the chart's first bar
+    with tenant.scope():
+        endpoint = factories.endpoint()
+        factories.delivery(endpoint, at=first + timedelta(minutes=1), attempts=[(200, 30)])
+        factories.delivery(endpoint, at=first - timedelta(minutes=1), attempts=[(500, 90)])  # the hour before
+        db.session.commit()
+        health = stats.endpoint_health(now)[endpoint.id]
+        assert (health.attempts, health.successes, health.p95_ms) == (1, 1, 30)
+        assert stats.hourly_deliveries(now)[0].start == first
+
+
+def test_deleting_an_endpoint_deletes_its_tallies(tenant):
+    with tenant.scope():
+        kept, deleted = factories.endpoint(), factories.endpoint()
+        for endpoint in (kept, deleted):
+            factories.delivery(endpoint, attempts=[(503, 20), (200, 40)])
+        kept, deleted = kept.id, deleted.id
+        db.session.commit()
+        delete_endpoint(deleted)
+        db.session.commit()
+        assert set(db.session.scalars(select(AttemptTally.endpoint_id))) == {kept}
+        assert set(stats.endpoint_health()) == {kept}
+
+
+def test_two_workers_tallies_agree_with_the_attempts_they_store(tenant, receiver, stack):
+    """Two worker processes record a burst to two endpoints at once, some attempts failing and retried:
+    every stored attempt is counted once in endpoint health, on both databases."""
+    agent = make_agent(tenant.api)
+    endpoints = [make_endpoint(tenant.api, f"{receiver.url}?n={n}")["id"] for n in range(2)]
+    receiver.replies.extend([Reply(status=503)] * 12)  # the first 12 answers fail; those deliveries retry
+    events = [send(tenant.api, agent["id"])["id"] for _ in range(80)]
+    stack.start_worker()
+    stack.start_worker()
+
+    def all_succeeded() -> bool:
+        with tenant.scope():
+            return db.session.scalars(select(Delivery.status)).all() == ["succeeded"] * len(events) * 2
+
+    wait_until(all_succeeded, timeout=60, message="every delivery to succeed")
+    with tenant.scope():
+        health = stats.endpoint_health()
+        for endpoint_id in endpoints:
+            stored = db.session.execute(select(Attempt.duration_ms, Attempt.response_status)
+                                        .where(Attempt.endpoint_id == endpoint_id)).all()
+            durations = sorted(duration for duration, _ in stored)
+            p95 = tallies.rounded_up(durations[-(-95 * len(durations) // 100) - 1])
+            ok = sum(status == 200 for _, status in stored)
+            assert (health[endpoint_id].attempts, health[endpoint_id].successes, health[endpoint_id].p95_ms) == (
+                len(stored), ok, p95)
+        assert sum(h.attempts for h in health.values()) == 80 * 2 + 12
+        assert sum(h.successes for h in health.values()) == 80 * 2

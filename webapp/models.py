@@ -5,7 +5,8 @@ import json
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -291,6 +292,23 @@ class Attempt(TenantMixin, db.Model):
     request_headers: Mapped[dict] = mapped_column(JSON, default=dict)
 
     delivery: Mapped[Delivery] = relationship(back_populates="attempts")
+
+
+class AttemptTally(TenantMixin, db.Model):
+    """How many of an endpoint's attempts started in one clock hour took up to ``up_to_ms`` (their duration
+    rounded up to two significant figures), and how many of those succeeded. The dashboard's endpoint health
+    reads these instead of a day's attempts; webapp/services/tallies.py keeps them as attempts are stored."""
+
+    __tablename__ = "attempt_tallies"
+    # Read by tenant, endpoint and hour; the primary key begins with tenant_id (and serves the tenant's cascade).
+    tenant_id_index = False
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "endpoint_id", "hour", "up_to_ms"),)
+    # No foreign key, as for attempts: deleting an endpoint deletes its tallies (services/endpoints.py).
+    endpoint_id: Mapped[str] = mapped_column(String(40))
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)  # the hour's start, UTC
+    up_to_ms: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer)
+    successes: Mapped[int] = mapped_column(Integer)
 
 
 class AuditEvent(TenantMixin, db.Model):

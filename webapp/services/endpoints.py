@@ -11,7 +11,7 @@ from ..catalogue import BUILT_IN, TEST_EVENT_TYPE
 from ..crypto import decrypt, encrypt, new_signing_secret
 from ..extensions import db
 from ..models import FAILED, PENDING, RETRYING, Agent, Delivery, Endpoint, utcnow
-from . import audit
+from . import audit, tallies
 from .common import ValidationError, get_owned, page, text_field
 from .event_types import custom_types
 
@@ -148,6 +148,9 @@ def delete_endpoint(endpoint_id: str) -> None:
     audit.record("endpoint.deleted", "endpoint", endpoint.id, url=endpoint.url)
     db.session.delete(endpoint)
     db.session.flush()
+    # After the endpoint's row: on PostgreSQL a worker recording its attempts holds that row until it commits,
+    # so its tallies are in by now.
+    tallies.forget_endpoint(db.session.connection(), endpoint.tenant_id, endpoint.id)
 
 
 def get_endpoint(endpoint_id: str) -> Endpoint:

@@ -1,27 +1,25 @@
 """Read-only statistics for the dashboard: deliveries per hour, endpoint health, what is failing.
 
 Every query here is an ORM query on tenant-owned models, so the tenancy listener scopes it to the
-current tenant like any other. They read only recent rows, found through time-ordered ids
-(``min_id_at``) so that indexes ending in the id bound the scan ((tenant_id, id) for deliveries,
-(tenant_id, endpoint_id, id) for attempts), and they work on SQLite and PostgreSQL.
+current tenant like any other. They read only recent rows: deliveries through time-ordered ids
+(``min_id_at``), so that the index (tenant_id, id) bounds the scan, and endpoint health from the attempts'
+hourly tallies (webapp/services/tallies.py), not from the attempts. They work on SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import String, and_, case, func, select
+from sqlalchemy import String, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
 from ..extensions import db
 from ..ids import min_id_at
-from ..models import DELIVERY_STATUSES, FAILED, PENDING, RETRYING, Attempt, Delivery, Endpoint, Event, utcnow
+from ..models import DELIVERY_STATUSES, FAILED, PENDING, RETRYING, AttemptTally, Delivery, Endpoint, Event, utcnow
+from . import tallies
 
-WINDOW = timedelta(hours=24)
-# An attempt's id is made when its row is written, after the attempt started, so every attempt started
-# since a moment has an id from that moment on; the slack covers a worker whose clock is a little behind.
-_ID_SLACK = timedelta(minutes=5)
+HOURS = 24  # the overview's window: its chart's bars and the endpoints' health
 PERCENTILE = 95
 
 
@@ -43,10 +41,6 @@ def _hour_of_sqlite(element, compiler, **kw):
     return f"strftime('%Y-%m-%d %H', {compiler.process(element.clauses, **kw)})"
 
 
-def _hour_start(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
 @dataclass
 class Bucket:
     """One hour of deliveries, counted by their status now."""
@@ -63,14 +57,14 @@ class Bucket:
         return sum(self.counts.values())
 
 
-def hourly_deliveries(now: datetime | None = None, hours: int = 24) -> list[Bucket]:
+def hourly_deliveries(now: datetime | None = None, hours: int = HOURS) -> list[Bucket]:
     """Deliveries created in each of the last ``hours`` hours (the current one last), by status.
 
     The current, partial hour is the last bucket, so the window spans a little more than ``hours``
     hours minus one: every bucket is a whole clock hour.
     """
     now = now or utcnow()
-    first = _hour_start(now) - timedelta(hours=hours - 1)
+    first = tallies.hour_of(now) - timedelta(hours=hours - 1)
     buckets = {first + timedelta(hours=i): Bucket(first + timedelta(hours=i)) for i in range(hours)}
     hour = hour_of(Delivery.created_at)
     rows = db.session.execute(
@@ -107,60 +101,49 @@ class Health:
         return self.last_status in (FAILED, RETRYING)
 
 
-_SUCCEEDED_ATTEMPT = and_(Attempt.error.is_(None), Attempt.response_status >= 200, Attempt.response_status < 300)
-
-
 def _endpoint_ids(endpoint_id: str | None) -> list[str]:
     """The endpoints to read: the one asked for, or all of the tenant's."""
     return [endpoint_id] if endpoint_id else list(db.session.scalars(select(Endpoint.id)))
 
 
-def _recent_attempts(since: datetime, endpoint_ids: list[str]):
-    """The WHERE clause of the named endpoints' attempts started since ``since``. Named endpoints, not all the
-    tenant's attempts: with the id bound, each is one range of ix_attempts_tenant_endpoint_id (tenant,
-    endpoint, ids since), where the tenant's attempts by id alone have no index to bound them."""
-    return and_(Attempt.endpoint_id.in_(endpoint_ids), Attempt.id >= min_id_at("att", since - _ID_SLACK),
-                Attempt.started_at >= since)
-
-
 @dataclass(frozen=True)
 class AttemptSummary:
-    """An endpoint's attempts over a window: how many, how many succeeded, and a percentile of their durations."""
+    """An endpoint's attempts over a window: how many, how many succeeded, and a percentile of their durations
+    (rounded up to two significant figures, as the tallies keep them)."""
 
     attempts: int
     successes: int
     percentile_ms: int
 
 
-def attempt_summaries(since: datetime, percentile: int = PERCENTILE,
+def attempt_summaries(first_hour: datetime, percentile: int = PERCENTILE,
                       endpoint_id: str | None = None) -> dict[str, AttemptSummary]:
-    """Per endpoint id (or for one): its attempts started since ``since``, with the ``percentile``-th
-    percentile (nearest rank) of their durations, in one pass over them in the database."""
-    recent = _recent_attempts(since, _endpoint_ids(endpoint_id))
-    succeeded = case((_SUCCEEDED_ATTEMPT, 1), else_=0)
-    if db.session.get_bind().dialect.name == "postgresql":
-        # percentile_disc is the nearest rank: the first value whose cumulative share reaches the fraction.
-        rows = db.session.execute(
-            select(Attempt.endpoint_id, func.count(), func.sum(succeeded),
-                   func.percentile_disc(percentile / 100).within_group(Attempt.duration_ms))
-            .where(recent).group_by(Attempt.endpoint_id))
-    else:  # SQLite has no ordered-set aggregates: rank each endpoint's attempts and keep the one at the rank
-        endpoint = Attempt.endpoint_id
-        ranked = (
-            select(endpoint.label("endpoint_id"), Attempt.duration_ms.label("duration_ms"),
-                   func.row_number().over(partition_by=endpoint, order_by=Attempt.duration_ms).label("rank"),
-                   func.count().over(partition_by=endpoint).label("n"),
-                   func.sum(succeeded).over(partition_by=endpoint).label("successes"))
-            .where(recent)).subquery()
-        # Nearest rank: the smallest value with at least p % of the values at or below it, ceil(p * n / 100).
-        # Joining Endpoint puts a tenant-owned entity in the outer query, so the tenancy listener scopes the
-        # statement, subquery included (a bare SELECT from a subquery would escape it).
-        rows = db.session.execute(
-            select(Endpoint.id, ranked.c.n, ranked.c.successes, ranked.c.duration_ms)
-            .join(ranked, ranked.c.endpoint_id == Endpoint.id)
-            .where(ranked.c.rank == (percentile * ranked.c.n + 99) // 100))
-    return {key: AttemptSummary(count, int(successes or 0), int(duration))
-            for key, count, successes, duration in rows}
+    """Per endpoint id (or for one): its attempts started since the clock hour ``first_hour`` began, with the
+    ``percentile``-th percentile (nearest rank) of their durations, from their tallies: one range of the
+    tallies' primary key (tenant, endpoint, hour) per endpoint."""
+    rows = db.session.execute(
+        select(AttemptTally.endpoint_id, AttemptTally.up_to_ms, func.sum(AttemptTally.attempts),
+               func.sum(AttemptTally.successes))
+        .where(AttemptTally.endpoint_id.in_(_endpoint_ids(endpoint_id)),
+               AttemptTally.hour >= tallies.hour_of(first_hour))
+        .group_by(AttemptTally.endpoint_id, AttemptTally.up_to_ms))
+    durations: dict[str, list[tuple[int, int]]] = {}
+    successes: dict[str, int] = {}
+    for key, up_to, count, succeeded in rows:
+        durations.setdefault(key, []).append((up_to, int(count)))
+        successes[key] = successes.get(key, 0) + int(succeeded)
+    summaries = {}
+    for key, counts in durations.items():
+        counts.sort()
+        total = sum(count for _, count in counts)
+        rank = -(-percentile * total // 100)  # nearest rank: the smallest value with p % at or below it
+        seen = 0
+        for up_to, count in counts:
+            seen += count
+            if seen >= rank:
+                break
+        summaries[key] = AttemptSummary(total, successes[key], up_to)
+    return summaries
 
 
 def latest_finished_deliveries(endpoint_id: str | None = None) -> dict[str, Delivery]:
@@ -181,12 +164,13 @@ def latest_finished_deliveries(endpoint_id: str | None = None) -> dict[str, Deli
 
 
 def endpoint_health(now: datetime | None = None, endpoint_id: str | None = None) -> dict[str, Health]:
-    """Per endpoint id (or for one): attempts, success rate and p95 duration over the last 24 h, and
-    its latest finished delivery. Endpoints with neither are left out (callers use an empty Health).
+    """Per endpoint id (or for one): attempts, success rate and p95 duration over the last 24 hours (the
+    chart's: 24 clock hours, the current one last), and its latest finished delivery. Endpoints with neither
+    are left out (callers use an empty Health).
     """
-    since = (now or utcnow()) - WINDOW
+    first_hour = tallies.hour_of(now or utcnow()) - timedelta(hours=HOURS - 1)
     health: dict[str, Health] = {}
-    for key, summary in attempt_summaries(since, endpoint_id=endpoint_id).items():
+    for key, summary in attempt_summaries(first_hour, endpoint_id=endpoint_id).items():
         health[key] = Health(attempts=summary.attempts, successes=summary.successes, p95_ms=summary.percentile_ms)
     for key, delivery in latest_finished_deliveries(endpoint_id).items():
         item = health.setdefault(key, Health())
