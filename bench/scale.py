@@ -3,8 +3,8 @@
 Used by bench/throughput.py (``--scale ROWS``). The loader writes straight into the database with
 SQLAlchemy Core in large batches (as retention would find a busy tenant's last 30 days): events with
 one delivery per endpoint, mostly succeeded, some failed, retrying or pending, and each attempted
-delivery's attempts, ids spread over the days so that keyset pages, filters and the dashboard's 24-hour
-statistics meet realistic data.
+delivery's attempts (with their tallies for endpoint health), ids spread over the days so that keyset
+pages, filters and the dashboard's 24-hour statistics meet realistic data.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, insert
 
 from webapp.ids import new_id
 from webapp.models import Attempt, Delivery, Event
+from webapp.services import tallies
 
 BATCH = 20_000
 STATUSES = ["succeeded"] * 90 + ["failed"] * 6 + ["retrying"] * 3 + ["pending"]
@@ -77,6 +78,7 @@ def load(database_url: str, tenant_id: str, agent_id: str, endpoint_ids: list[st
             connection.execute(insert(Event.__table__), events)
             connection.execute(insert(Delivery.__table__), deliveries)
             connection.execute(insert(Attempt.__table__), attempts)
+            tallies.add(connection, tenant_id, attempts)  # as the worker counts them for endpoint health
     engine.dispose()
     return time.monotonic() - started
 
