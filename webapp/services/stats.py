@@ -127,23 +127,25 @@ def attempt_summaries(first_hour: datetime, percentile: int = PERCENTILE,
         .where(AttemptTally.endpoint_id.in_(_endpoint_ids(endpoint_id)),
                AttemptTally.hour >= tallies.hour_of(first_hour))
         .group_by(AttemptTally.endpoint_id, AttemptTally.up_to_ms))
-    durations: dict[str, list[tuple[int, int]]] = {}
+    counts: dict[str, list[tuple[int, int]]] = {}
     successes: dict[str, int] = {}
     for key, up_to, count, succeeded in rows:
-        durations.setdefault(key, []).append((up_to, int(count)))
+        counts.setdefault(key, []).append((up_to, int(count)))
         successes[key] = successes.get(key, 0) + int(succeeded)
-    summaries = {}
-    for key, counts in durations.items():
-        counts.sort()
-        total = sum(count for _, count in counts)
-        rank = -(-percentile * total // 100)  # nearest rank: the smallest value with p % at or below it
-        seen = 0
-        for up_to, count in counts:
-            seen += count
-            if seen >= rank:
-                break
-        summaries[key] = AttemptSummary(total, successes[key], up_to)
-    return summaries
+    return {key: AttemptSummary(sum(n for _, n in pairs), successes[key], _nearest_rank(pairs, percentile))
+            for key, pairs in counts.items()}
+
+
+def _nearest_rank(counts: list[tuple[int, int]], percentile: int) -> int:
+    """The ``percentile``-th percentile of values given as (value, how many) pairs: the smallest value with
+    at least that share of all values at or below it."""
+    rank = -(-percentile * sum(n for _, n in counts) // 100)
+    seen = 0
+    for value, n in sorted(counts):
+        seen += n
+        if seen >= rank:
+            return value
+    raise ValueError("no values")
 
 
 def latest_finished_deliveries(endpoint_id: str | None = None) -> dict[str, Delivery]:
