@@ -26,7 +26,7 @@ STATUSES = ["succeeded"] * 90 + ["failed"] * 6 + ["retrying"] * 3 + ["pending"]
 
 
 def load(database_url: str, tenant_id: str, agent_id: str, endpoint_ids: list[str], rows: int,
-         days: int = 30, seed: int = 1) -> float:
+         days: float = 30, seed: int = 1) -> float:
     """Insert ``rows`` deliveries (with their events and attempts) for the tenant; returns the seconds it took."""
     rng = random.Random(seed)
     engine = create_engine(database_url)

@@ -1,7 +1,7 @@
 """An honest benchmark of the whole product: ingest API -> Redis -> worker -> receiver, and the log at scale.
 
     .venv/bin/python bench/throughput.py [--events 2000] [--concurrency 8] [--workers 2] [--endpoints 1]
-        [--fanout-events 300] [--slow-rounds 3] [--scale 1000000] [--warm-up 500]
+        [--fanout-events 300] [--slow-rounds 3] [--scale 1000000] [--scale-days 30] [--warm-up 500]
         [--database-url postgresql://postgres@127.0.0.1:5432/bench] [--redis-url redis://127.0.0.1:6379/5]
 
 Everything runs in child processes of this one, in a temp directory, and is stopped on exit (Ctrl-C too):
@@ -18,7 +18,8 @@ ANALYZE, as autovacuum would have done by then), in one run it prints:
   own cost of an event to 10 endpoints against one; the workers then deliver that backlog), then beside a
   receiver that takes 5 s (the other endpoints' rate with it, as a ratio to their rate without it just
   before: the median of --slow-rounds rounds);
-- scale: the log page and GET /api/v1/deliveries, first page and filtered, at --scale bulk-loaded rows;
+- scale: the log page and GET /api/v1/deliveries, first page and filtered, and the pages that show the
+  endpoints' 24-hour health, at --scale bulk-loaded rows over --scale-days;
 - CPU by process group and peak RSS of web and worker processes. Rates also as ratios to the raw ceiling.
 The ingest's clients (8 threads) use http.client, not requests: they stand for agents on other machines but
 share these cores with the product (LOAD_CLIENT=requests for the client of runs before 2026-11-28 morning).
@@ -355,6 +356,8 @@ def main() -> None:
                         help="rounds of 10 endpoints without, then beside, a 5 s receiver (the median ratio counts)")
     parser.add_argument("--scale", type=int, default=1_000_000,
                         help="deliveries to bulk-load before timing the log and the API (0 skips it)")
+    parser.add_argument("--scale-days", type=float, default=30,
+                        help="days the loaded deliveries span, oldest first (1: a million in the dashboard's day)")
     parser.add_argument("--endpoints", type=int, default=1)
     parser.add_argument("--warm-up", type=int, default=500,
                         help="events ingested and delivered before the first measured phase (0: none)")
@@ -649,8 +652,9 @@ def run(args, tmp: Path, stack: Stack) -> None:
         from bench import scale
 
         endpoint_ids = [e["id"] for e in api.get(f"{base}/api/v1/endpoints?limit=100", timeout=30).json()["data"]]
-        seconds = scale.load(database_url, tenant_id, agent_id, endpoint_ids, args.scale)
-        print(f"scale: loaded {args.scale:,} deliveries (and their events and attempts) in {seconds:.0f} s", flush=True)
+        seconds = scale.load(database_url, tenant_id, agent_id, endpoint_ids, args.scale, days=args.scale_days)
+        print(f"scale: loaded {args.scale:,} deliveries (and their events and attempts) over {args.scale_days:g} days "
+              f"in {seconds:.0f} s", flush=True)
         if args.database_url:
             # Autovacuum analyzes a table that grew by 10 % within a minute; without it, the planner still
             # took the tables for the warm-up's few hundred rows and read the day's rows by sequential scans
