@@ -210,8 +210,10 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
                  outcome.error or outcome.response_status)
     if changes:
         core(_update_delivery(), changes)
-    # Last before the commit: on PostgreSQL another worker's record of the same endpoint and hour waits for
-    # these tallies' row locks until then.
+    # The tallies last, once the ORM's changes (an endpoint's failing streak) are flushed. On PostgreSQL another
+    # worker's record of the same endpoint, hour and duration waits for their row locks until this commit: with
+    # nothing locked after them, no two records can wait for each other (an endpoint's row after a tally would).
+    db.session.flush()
     tallies.add(db.session.connection(), tenant_id, attempts)
     db.session.commit()
     if resends:
