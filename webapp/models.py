@@ -301,8 +301,9 @@ class AttemptTally(TenantMixin, db.Model):
 
     __tablename__ = "attempt_tallies"
     # Read by tenant, endpoint and hour; the primary key begins with tenant_id (and serves the tenant's cascade).
+    # On SQLite the table is that key's B-tree alone (WITHOUT ROWID), not a table and an index to update.
     tenant_id_index = False
-    __table_args__ = (PrimaryKeyConstraint("tenant_id", "endpoint_id", "hour", "up_to_ms"),)
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "endpoint_id", "hour", "up_to_ms"), {"sqlite_with_rowid": False})
     # No foreign key, as for attempts: deleting an endpoint deletes its tallies (services/endpoints.py).
     endpoint_id: Mapped[str] = mapped_column(String(40))
     hour: Mapped[datetime] = mapped_column(UTCDateTime)  # the hour's start, UTC

@@ -45,7 +45,8 @@ def upgrade():
                     sa.Column('successes', sa.Integer(), nullable=False),
                     sa.Column('tenant_id', sa.String(length=40), nullable=False),
                     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], ondelete='CASCADE'),
-                    sa.PrimaryKeyConstraint('tenant_id', 'endpoint_id', 'hour', 'up_to_ms'))
+                    sa.PrimaryKeyConstraint('tenant_id', 'endpoint_id', 'hour', 'up_to_ms'),
+                    sqlite_with_rowid=False)
     bind = op.get_bind()
     hour = _HOUR[bind.dialect.name]
     since = (datetime.now(timezone.utc) - timedelta(hours=48)).replace(minute=0, second=0, microsecond=0)
