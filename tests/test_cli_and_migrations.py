@@ -102,6 +102,24 @@ def scratch_database(app, tmp_path):
     engine.dispose()
 
 
+def _store_two_endpoints_deliveries(connection, at: str):
+    """Tenant ten_1 with endpoints ep_a and ep_b and a delivery to each (dlv_a, dlv_b) of one event, in plain
+    SQL that every revision since 0007 accepts; returns the connection's exec_driver_sql for more."""
+    run = connection.exec_driver_sql
+    run(f"INSERT INTO tenants (id, name, created_at) VALUES ('ten_1', 'Acme', '{at}')")
+    for endpoint in ("ep_a", "ep_b"):
+        run("INSERT INTO endpoints (id, tenant_id, url, description, event_types, agent_ids, enabled, "
+            f"secret_encrypted, created_at, updated_at) VALUES ('{endpoint}', 'ten_1', 'https://example.com', '', "
+            f"'[]', '[]', true, 'x', '{at}', '{at}')")
+    run(f"INSERT INTO events (id, tenant_id, type, occurred_at, received_at, body) "
+        f"VALUES ('evt_1', 'ten_1', 'message.sent', '{at}', '{at}', '{{}}')")
+    for delivery, endpoint in (("dlv_a", "ep_a"), ("dlv_b", "ep_b")):
+        run("INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, event_type, status, attempt_count, "
+            f"manual_pending, created_at, updated_at) VALUES ('{delivery}', 'ten_1', 'evt_1', '{endpoint}', "
+            f"'message.sent', 'succeeded', 1, false, '{at}', '{at}')")
+    return run
+
+
 def test_migration_0008_gives_every_existing_attempt_its_deliverys_endpoint(scratch_database):
     """Attempts stored before 0008 keep counting in their endpoint's health: each gets its delivery's endpoint."""
     assert (result := flask("db", "upgrade", "0007", env={"DATABASE_URL": scratch_database})).returncode == 0, \
@@ -109,18 +127,7 @@ def test_migration_0008_gives_every_existing_attempt_its_deliverys_endpoint(scra
     engine = create_engine(scratch_database)
     at = "2026-11-29 10:00:00"
     with engine.begin() as connection:
-        run = connection.exec_driver_sql
-        run(f"INSERT INTO tenants (id, name, created_at) VALUES ('ten_1', 'Acme', '{at}')")
-        for endpoint in ("ep_a", "ep_b"):
-            run("INSERT INTO endpoints (id, tenant_id, url, description, event_types, agent_ids, enabled, "
-                f"secret_encrypted, created_at, updated_at) VALUES ('{endpoint}', 'ten_1', 'https://example.com', '', "
-                f"'[]', '[]', true, 'x', '{at}', '{at}')")
-        run(f"INSERT INTO events (id, tenant_id, type, occurred_at, received_at, body) "
-            f"VALUES ('evt_1', 'ten_1', 'message.sent', '{at}', '{at}', '{{}}')")
-        for delivery, endpoint in (("dlv_a", "ep_a"), ("dlv_b", "ep_b")):
-            run("INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, event_type, status, attempt_count, "
-                f"manual_pending, created_at, updated_at) VALUES ('{delivery}', 'ten_1', 'evt_1', '{endpoint}', "
-                f"'message.sent', 'succeeded', 1, false, '{at}', '{at}')")
+        run = _store_two_endpoints_deliveries(connection, at)
         for attempt, delivery in (("att_1", "dlv_a"), ("att_2", "dlv_a"), ("att_3", "dlv_b")):
             run("INSERT INTO attempts (id, tenant_id, delivery_id, trigger, started_at, duration_ms, request_headers) "
                 f"VALUES ('{attempt}', 'ten_1', '{delivery}', 'scheduled', '{at}', 12, '{{}}')")
@@ -154,19 +161,7 @@ def test_migration_0009_tallies_the_last_48_hours_of_attempts_as_the_worker_woul
     engine = create_engine(scratch_database)
     now = utcnow()
     with engine.begin() as connection:
-        run = connection.exec_driver_sql
-        at = "2026-11-29 10:00:00"
-        run(f"INSERT INTO tenants (id, name, created_at) VALUES ('ten_1', 'Acme', '{at}')")
-        for endpoint in ("ep_a", "ep_b"):
-            run("INSERT INTO endpoints (id, tenant_id, url, description, event_types, agent_ids, enabled, "
-                f"secret_encrypted, created_at, updated_at) VALUES ('{endpoint}', 'ten_1', 'https://example.com', '', "
-                f"'[]', '[]', true, 'x', '{at}', '{at}')")
-        run(f"INSERT INTO events (id, tenant_id, type, occurred_at, received_at, body) "
-            f"VALUES ('evt_1', 'ten_1', 'message.sent', '{at}', '{at}', '{{}}')")
-        for delivery, endpoint in (("dlv_a", "ep_a"), ("dlv_b", "ep_b")):
-            run("INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, event_type, status, attempt_count, "
-                f"manual_pending, created_at, updated_at) VALUES ('{delivery}', 'ten_1', 'evt_1', '{endpoint}', "
-                f"'message.sent', 'succeeded', 1, false, '{at}', '{at}')")
+        _store_two_endpoints_deliveries(connection, "2026-11-29 10:00:00")
         # Durations that round (183, 1,001, 99,999) and that do not; a 2xx, a 503, a 302 and a timeout; attempts
         # an hour apart and in the same hour; one older than the 48 hours that retention keeps of tallies.
         attempts = [dict(endpoint_id=endpoint, started_at=now - timedelta(hours=hours), duration_ms=duration,
