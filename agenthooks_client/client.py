@@ -15,6 +15,9 @@ import requests
 VERSION = "0.1.0"
 # Worth another try: the request may not have arrived, or the server asks us to come back.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# The least time a retry is begun with. One begun with a few milliseconds left could only time out, and its
+# "timeout" would hide what the attempts before it met (a refused connection, say).
+MIN_ATTEMPT_SECONDS = 0.1
 
 
 class AgentHooksError(Exception):
@@ -189,8 +192,8 @@ class AgentHooks:
             if attempt >= self.max_attempts:
                 break
             wait = self._wait(attempt, _retry_after(answer.headers.get("Retry-After")))
-            if time.monotonic() + wait >= deadline:
-                break  # the wait alone would outlast the timeout: say so now rather than at the deadline
+            if time.monotonic() + wait + MIN_ATTEMPT_SECONDS >= deadline:
+                break  # no time left for another attempt after the wait: say so now rather than at the deadline
             time.sleep(wait)
         raise SendTimeout(f"the event was not accepted within {attempt} attempt{'s' * (attempt != 1)} and the "
                           f"timeout ({answer.error or answer.status}); send it again later with "
