@@ -272,10 +272,15 @@ class Delivery(TenantMixin, db.Model):
 SCHEDULED, MANUAL = "scheduled", "manual"
 
 
+def attempt_succeeded(response_status: int | None, error: str | None) -> bool:
+    """Whether an attempt succeeded: it got an answer, and a 2xx one."""
+    return error is None and response_status is not None and 200 <= response_status < 300
+
+
 class Attempt(TenantMixin, db.Model):
     __tablename__ = "attempts"
-    # The dashboard's endpoint health reads one endpoint's recent attempts through this index, without
-    # joining their deliveries (migration 0008); it serves every lookup by tenant as well.
+    # Made for the endpoint health (migration 0008), which reads AttemptTally since 0009; it serves every
+    # lookup by tenant (and the tenant's cascade), as the index of tenant_id alone it replaced did.
     tenant_id_index = False
     __table_args__ = (Index("ix_attempts_tenant_endpoint_id", "tenant_id", "endpoint_id", "id"),)
     id: Mapped[str] = _id("att")

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import (DELIVERY_STATUSES, FAILED, MANUAL, RETRYING, SCHEDULED, SUCCEEDED, Attempt, Delivery,
-                      Endpoint, utcnow)
+                      Endpoint, attempt_succeeded, utcnow)
 from ..queue import enqueue_deliveries, enqueue_deliveries_at, next_of
 from .common import ValidationError, get_owned, page
 from .endpoints import disable
@@ -35,7 +35,7 @@ class Outcome:
 
     @property
     def succeeded(self) -> bool:
-        return self.error is None and self.response_status is not None and 200 <= self.response_status < 300
+        return attempt_succeeded(self.response_status, self.error)
 
 
 def list_deliveries(*, status=None, endpoint_id=None, event_type=None, agent_id=None, cursor=None, limit=50):

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..models import AttemptTally
+from ..models import AttemptTally, attempt_succeeded
 
 # What retention keeps: twice what the dashboard reads, so that no tally it shows is ever pruned.
 KEPT = timedelta(hours=48)
@@ -38,19 +38,13 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def succeeded(attempt: Mapping) -> bool:
-    """An attempt that got a 2xx answer."""
-    status = attempt["response_status"]
-    return attempt["error"] is None and status is not None and 200 <= status < 300
-
-
 def tally_rows(tenant_id: str, attempts: Iterable[Mapping]) -> list[dict]:
     """The tallies that ``attempts`` add to, in key order: rows of counts to add."""
     counts = defaultdict(lambda: [0, 0])
     for attempt in attempts:
         count = counts[attempt["endpoint_id"], hour_of(attempt["started_at"]), rounded_up(attempt["duration_ms"])]
         count[0] += 1
-        count[1] += succeeded(attempt)
+        count[1] += attempt_succeeded(attempt["response_status"], attempt["error"])
     return [dict(tenant_id=tenant_id, endpoint_id=endpoint_id, hour=hour, up_to_ms=up_to, attempts=n, successes=ok)
             for (endpoint_id, hour, up_to), (n, ok) in sorted(counts.items())]
 
