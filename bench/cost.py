@@ -1,7 +1,7 @@
 """What one ingest costs the web process, or one delivery the worker, counted in instructions, so that a change
 to either path can be judged on a machine whose speed varies by ±20 % from minute to minute.
 
-    .venv/bin/python bench/cost.py ingest|delivery [--baseline REV] [--events 500] [--endpoints 1]
+    .venv/bin/python bench/cost.py ingest|delivery [--baseline REV] [--events 500] [--endpoints 1] [--other-agents 0]
 
 ingest: it drives POST /api/v1/events through the WSGI app in process (no server, no client: what is left
 is the product's own work on an event) against a temporary SQLite file and the Redis of REDIS_URL (or an
@@ -39,9 +39,12 @@ WARM_UP = 200  # events before counting starts in each run: caches, statement co
 FEW = 50
 
 
-def drive(root: str, what: str, events: int, endpoints: int, receiver: str | None, drain: bool) -> None:
+def drive(root: str, what: str, events: int, endpoints: int, receiver: str | None, drain: bool,
+          other_agents: int = 0) -> None:
     """In the child (valgrind counts the whole process): ingest WARM_UP events, then ``events`` more. For a
-    delivery count, the warm-up's deliveries are drained first, and the others with ``drain``."""
+    delivery count, the warm-up's deliveries are drained first, and the others with ``drain``. With
+    ``other_agents``, the tenant also has that many other agents with an endpoint each that takes only
+    that agent's events (an endpoint per customer's agent): none of them takes the measured events."""
     import io
 
     sys.path.insert(0, root)
@@ -69,6 +72,9 @@ def drive(root: str, what: str, events: int, endpoints: int, receiver: str | Non
             agent = create_agent({"name": "bot"})
             for n in range(endpoints):  # for an ingest count, nothing delivers to them
                 create_endpoint({"url": f"{receiver or 'http://127.0.0.1:9'}/hook/{n}"})
+            for n in range(other_agents):
+                other = create_agent({"name": f"customer {n}"})
+                create_endpoint({"url": f"http://127.0.0.1:9/customer/{n}", "agent_ids": [other.id]})
             db.session.commit()
             agent_id, tenant_id = agent.id, tenant.id
     body = json.dumps({"type": "message.received", "agent_id": agent_id, "conversation_id": "conv-1",
@@ -112,10 +118,11 @@ def drive(root: str, what: str, events: int, endpoints: int, receiver: str | Non
 
 
 def instructions(root: str, what: str, events: int, endpoints: int, redis_url: str, receiver: str | None = None,
-                 drain: bool = False) -> int:
+                 drain: bool = False, other_agents: int = 0) -> int:
     """Instructions the whole child process ran (valgrind's callgrind total)."""
     env = {**os.environ, "REDIS_URL": redis_url, "PYTHONHASHSEED": "0"}
-    argv = [sys.executable, __file__, what, "--drive", root, "--events", str(events), "--endpoints", str(endpoints)]
+    argv = [sys.executable, __file__, what, "--drive", root, "--events", str(events), "--endpoints", str(endpoints),
+            "--other-agents", str(other_agents)]
     if receiver:
         argv += ["--receiver", receiver]
     done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv,
@@ -126,12 +133,15 @@ def instructions(root: str, what: str, events: int, endpoints: int, redis_url: s
     return int(found.group(1))
 
 
-def unit_cost(root: str, what: str, events: int, endpoints: int, redis_url: str, receiver: str | None) -> float:
+def unit_cost(root: str, what: str, events: int, endpoints: int, redis_url: str, receiver: str | None,
+              other_agents: int = 0) -> float:
     """Instructions of one ingest, or of one delivery."""
     if what == "ingest":
-        few, many = (instructions(root, what, count, endpoints, redis_url) for count in (FEW, FEW + events))
+        few, many = (instructions(root, what, count, endpoints, redis_url, other_agents=other_agents)
+                     for count in (FEW, FEW + events))
         return (many - few) / events
-    kept, drained = (instructions(root, what, events, endpoints, redis_url, receiver, drain) for drain in (False, True))
+    kept, drained = (instructions(root, what, events, endpoints, redis_url, receiver, drain, other_agents)
+                     for drain in (False, True))
     return (drained - kept) / (events * endpoints)
 
 
@@ -148,12 +158,14 @@ def main() -> None:
     parser.add_argument("--baseline", help="a git revision to measure in the same run, for the ratio")
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--endpoints", type=int, default=1, help="endpoints each event fans out to")
+    parser.add_argument("--other-agents", type=int, default=0,
+                        help="other agents of the tenant, each with an endpoint that takes only its events")
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--receiver", help=argparse.SUPPRESS)
     parser.add_argument("--drain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive:
-        drive(args.drive, args.what, args.events, args.endpoints, args.receiver, args.drain)
+        drive(args.drive, args.what, args.events, args.endpoints, args.receiver, args.drain, args.other_agents)
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed: apt-get install valgrind")
@@ -169,17 +181,19 @@ def main() -> None:
         if args.what == "delivery":
             receiver, receiver_url = start_receiver(tempfile.mkdtemp(prefix="agenthooks-cost-"))
         code = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h"], capture_output=True, text=True)
-        ours = unit_cost(str(ROOT), args.what, args.events, args.endpoints, redis_url, receiver_url)
+        ours = unit_cost(str(ROOT), args.what, args.events, args.endpoints, redis_url, receiver_url, args.other_agents)
         print(f"this checkout ({code.stdout.strip() or '?'}, with any uncommitted changes): "
               f"{ours / 1e6:.3f} M instructions per {unit}", flush=True)
         if args.baseline:
             worktree = tempfile.mkdtemp(prefix="agenthooks-baseline-")
             subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", worktree, args.baseline],
                            check=True, capture_output=True)
-            theirs = unit_cost(worktree, args.what, args.events, args.endpoints, redis_url, receiver_url)
+            theirs = unit_cost(worktree, args.what, args.events, args.endpoints, redis_url, receiver_url,
+                               args.other_agents)
             print(f"baseline {args.baseline}: {theirs / 1e6:.3f} M instructions per {unit}; "
                   f"this checkout costs {ours / theirs:.2f}x the baseline", flush=True)
-        print(f"({args.events} events to {args.endpoints} endpoint(s) counted in each, "
+        others = f", beside {args.other_agents} other agents' endpoints" if args.other_agents else ""
+        print(f"({args.events} events to {args.endpoints} endpoint(s){others} counted in each, "
               f"{time.monotonic() - started:.0f} s)")
     finally:
         if worktree:
