@@ -85,6 +85,56 @@ def test_ingest_counts_subscribed_enabled_endpoints(tenant, agent):
     assert len(deliveries) == 3 and {d["status"] for d in deliveries} == {"pending"}
 
 
+def test_an_events_endpoints_follow_every_change_of_their_agent_filter(tenant, agent):
+    """Ingest finds an agent's endpoints through an index that the database keeps as filters change."""
+    other = tenant.api.post("/api/v1/agents", json={"name": "other"}).json["id"]
+    for n in range(20):  # other agents' endpoints, which none of the events below may reach
+        customer = tenant.api.post("/api/v1/agents", json={"name": f"customer {n}"}).json["id"]
+        tenant.api.post("/api/v1/endpoints", json={"url": f"http://127.0.0.1:9/{n}", "agent_ids": [customer]})
+    endpoint = tenant.api.post("/api/v1/endpoints", json={"url": "http://127.0.0.1:9/x", "agent_ids": [other]}).json
+
+    def deliveries(agent_id: str) -> int:
+        return tenant.api.post("/api/v1/events", json={"type": "message.sent", "agent_id": agent_id}).json["deliveries"]
+
+    def change(**fields) -> None:
+        assert tenant.api.patch(f"/api/v1/endpoints/{endpoint['id']}", json=fields).status_code == 200
+
+    assert (deliveries(agent["id"]), deliveries(other)) == (0, 1)
+    change(agent_ids=[agent["id"], other])
+    assert (deliveries(agent["id"]), deliveries(other)) == (1, 1)
+    change(agent_ids=[])  # all agents
+    assert (deliveries(agent["id"]), deliveries(other)) == (1, 1)
+    change(agent_ids=[agent["id"]])
+    assert (deliveries(agent["id"]), deliveries(other)) == (1, 0)
+    change(enabled=False)
+    assert deliveries(agent["id"]) == 0
+    change(enabled=True, description="renamed")  # a change of something else keeps the filter
+    assert (deliveries(agent["id"]), deliveries(other)) == (1, 0)
+    assert tenant.api.delete(f"/api/v1/endpoints/{endpoint['id']}").status_code == 204
+    assert deliveries(agent["id"]) == 0
+
+
+def test_an_endpoint_written_in_plain_sql_takes_its_agents_events(app, tenant, agent):
+    """Whatever writes an endpoint (a bulk load, a web process of the code before the index during a deploy),
+    the database indexes its filter: it is never left out of ingest."""
+    from sqlalchemy import insert, update
+
+    from webapp.extensions import db
+    from webapp.models import Endpoint, utcnow
+    endpoints = Endpoint.__table__
+    with app.app_context():
+        db.session.execute(insert(endpoints).values(
+            id="ep_plain", tenant_id=tenant.id, url="http://127.0.0.1:9/plain", description="", event_types=[],
+            agent_ids=[agent["id"]], enabled=True, secret_encrypted="x", created_at=utcnow(), updated_at=utcnow()))
+        db.session.commit()
+    body = {"type": "message.sent", "agent_id": agent["id"]}
+    assert tenant.api.post("/api/v1/events", json=body).json["deliveries"] == 1
+    with app.app_context():
+        db.session.execute(update(endpoints).where(endpoints.c.id == "ep_plain").values(agent_ids=["agt_else"]))
+        db.session.commit()
+    assert tenant.api.post("/api/v1/events", json=body).json["deliveries"] == 0
+
+
 @pytest.mark.parametrize("body, field", [
     ({"agent_id": "AGENT"}, "type"),
     ({"type": "message.received"}, "agent_id"),

@@ -192,3 +192,47 @@ def test_migration_0009_tallies_the_last_48_hours_of_attempts_as_the_worker_woul
     assert flask("db", "downgrade", "0008", env={"DATABASE_URL": scratch_database}).returncode == 0
     assert "attempt_tallies" not in inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_migration_0010_indexes_every_endpoints_agents_and_keeps_them_on_any_write(scratch_database):
+    """Ingest finds endpoints by agent from 0010 on: the endpoints before it are indexed by the backfill, and
+    the database's triggers index every later write of agent_ids, in plain SQL as by the app."""
+    assert (result := flask("db", "upgrade", "0009", env={"DATABASE_URL": scratch_database})).returncode == 0, \
+        result.stderr
+    engine = create_engine(scratch_database)
+    at = "2026-11-29 10:00:00"
+
+    def store_endpoint(run, endpoint: str, agent_ids: str) -> None:
+        run("INSERT INTO endpoints (id, tenant_id, url, description, event_types, agent_ids, enabled, "
+            f"secret_encrypted, created_at, updated_at) VALUES ('{endpoint}', 'ten_1', 'https://example.com', '', "
+            f"'[]', '{agent_ids}', true, 'x', '{at}', '{at}')")
+
+    with engine.begin() as connection:
+        run = connection.exec_driver_sql
+        run(f"INSERT INTO tenants (id, name, created_at) VALUES ('ten_1', 'Acme', '{at}')")
+        # Every agent, two named (one twice), and a JSON null, which the app's "not agent_ids" reads as every agent.
+        for endpoint, agent_ids in (("ep_a", "[]"), ("ep_b", '["agt_1", "agt_2", "agt_1"]'), ("ep_c", "null")):
+            store_endpoint(run, endpoint, agent_ids)
+
+    assert (result := flask("db", "upgrade", env={"DATABASE_URL": scratch_database})).returncode == 0, result.stderr
+
+    def stored() -> set[tuple]:
+        with engine.connect() as connection:
+            return {tuple(row) for row in connection.exec_driver_sql(
+                "SELECT tenant_id, agent_id, endpoint_id FROM endpoint_agents")}
+
+    assert stored() == {("ten_1", "*", "ep_a"), ("ten_1", "agt_1", "ep_b"), ("ten_1", "agt_2", "ep_b"),
+                        ("ten_1", "*", "ep_c")}
+    assert _schema_drift(engine) == []
+    with engine.begin() as connection:
+        run = connection.exec_driver_sql
+        store_endpoint(run, "ep_d", '["agt_3"]')
+        run("UPDATE endpoints SET agent_ids = '[]' WHERE id = 'ep_b'")
+        run("UPDATE endpoints SET url = 'https://example.com/d' WHERE id = 'ep_d'")  # not the filter: kept
+        run("DELETE FROM endpoints WHERE id = 'ep_c'")
+    assert stored() == {("ten_1", "*", "ep_a"), ("ten_1", "*", "ep_b"), ("ten_1", "agt_3", "ep_d")}
+    assert flask("db", "downgrade", "0009", env={"DATABASE_URL": scratch_database}).returncode == 0
+    assert "endpoint_agents" not in inspect(engine).get_table_names()
+    with engine.begin() as connection:  # no trigger is left behind to write to the dropped table
+        store_endpoint(connection.exec_driver_sql, "ep_e", '["agt_1"]')
+    engine.dispose()

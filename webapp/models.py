@@ -171,6 +171,24 @@ class Endpoint(TenantMixin, db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+# EndpointAgent's agent_id for an endpoint without an agent filter: it takes every agent's events.
+ALL_AGENTS = "*"
+
+
+class EndpointAgent(TenantMixin, db.Model):
+    """Whose events an endpoint takes: a row for each agent its filter names, or one for ALL_AGENTS when it has
+    none. Ingest finds an agent's endpoints through these, so its cost does not grow with the tenant's other
+    agents' endpoints. Database triggers keep them as the endpoints' agent_ids are written (migration 0010),
+    whoever writes them: nothing in Python writes this table."""
+
+    __tablename__ = "endpoint_agents"
+    # Read by tenant and agent; the primary key begins with tenant_id (and serves the tenant's cascade).
+    tenant_id_index = False
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "agent_id", "endpoint_id"), {"sqlite_with_rowid": False})
+    agent_id: Mapped[str] = mapped_column(String(40))  # no foreign key: ALL_AGENTS is not an agent
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"), index=True)
+
+
 def subscribes(event_types: list | None, agent_ids: list | None, event_type: str, agent_id: str | None) -> bool:
     """Whether an endpoint with these filters (empty: all) takes this event."""
     return (not event_types or event_type in event_types) and (not agent_ids or agent_id in agent_ids)

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, func, insert, select
+from sqlalchemy import and_, bindparam, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from ..catalogue import INGESTIBLE, TEST_EVENT_TYPE
 from ..extensions import core, db
 from ..ids import new_id
-from ..models import Agent, Delivery, Endpoint, Event, IdempotencyKey, subscribes, utcnow
+from ..models import ALL_AGENTS, Agent, Delivery, Endpoint, EndpointAgent, Event, IdempotencyKey, subscribes, utcnow
 from ..queue import Next, wake_drain
 from ..tenancy import require_tenant
 from . import budget, schemas
@@ -179,7 +179,8 @@ class Subscriber(NamedTuple):
 
 
 def _subscribers(fields: dict) -> list[Subscriber]:
-    """Those of the tenant's enabled endpoints (read with the agent, by validate) that take this event."""
+    """Those of the agent's enabled endpoints (read with it, by validate) that take this event: the statement
+    chose them by agent; the filters' one rule, subscribes, decides."""
     event_type, agent_id = fields["type"], fields["agent"].id
     return [Subscriber(row.endpoint_id) for row in fields["endpoints"]
             if subscribes(row.event_types, row.agent_ids, event_type, agent_id)]
@@ -189,13 +190,19 @@ def _subscribers(fields: dict) -> list[Subscriber]:
 # running it. Core, run by core(): the ORM's machinery was a fifth of an ingest. The tenant is a parameter.
 @functools.cache
 def _agent_lookup():
-    """The agent with every enabled endpoint of its tenant, one row each (one row of NULLs for none): the
-    endpoints come in the agent's statement, not one of their own."""
-    agents, endpoints = Agent.__table__, Endpoint.__table__
-    enabled = and_(endpoints.c.tenant_id == agents.c.tenant_id, endpoints.c.enabled.is_(True))
+    """The agent with every endpoint that takes its events, one row each (one row of NULLs for none): the
+    endpoints come in the agent's statement, not one of their own. They are found through endpoint_agents (the
+    agent's own rows and ALL_AGENTS'), so the tenant's endpoints for other agents are never read. Two outer
+    joins, not one of a join: SQLite would build that join for every endpoint first. A disabled endpoint's
+    row has NULLs for the endpoint, which validate drops."""
+    agents, endpoints, takes = Agent.__table__, Endpoint.__table__, EndpointAgent.__table__
+    takes_agent = and_(takes.c.tenant_id == agents.c.tenant_id,
+                       takes.c.agent_id.in_([agents.c.id, literal(ALL_AGENTS)]))
+    enabled = and_(endpoints.c.id == takes.c.endpoint_id, endpoints.c.tenant_id == takes.c.tenant_id,
+                   endpoints.c.enabled.is_(True))
     return (select(agents.c.id, agents.c.tenant_id, agents.c.name, agents.c.event_budget_per_minute,
                    endpoints.c.id.label("endpoint_id"), endpoints.c.event_types, endpoints.c.agent_ids)
-            .select_from(agents.outerjoin(endpoints, enabled))
+            .select_from(agents.outerjoin(takes, takes_agent).outerjoin(endpoints, enabled))
             .where(agents.c.id == bindparam("agent_id"), agents.c.tenant_id == bindparam("tenant_id")))
 
 
