@@ -60,7 +60,8 @@ def upgrade():
     dialect = op.get_bind().dialect.name
     rows = _ROWS[dialect]
     if dialect == "postgresql":
-        op.execute(f"""CREATE FUNCTION {_TRIGGER} () RETURNS trigger LANGUAGE plpgsql AS $$
+        # OR REPLACE, as 0008's: a function outlives the tables that a test run's reset drops.
+        op.execute(f"""CREATE OR REPLACE FUNCTION {_TRIGGER} () RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
                 IF TG_OP = 'UPDATE' THEN
                     DELETE FROM endpoint_agents WHERE endpoint_id = OLD.id;
