@@ -137,6 +137,23 @@ def test_the_overview_draws_the_chart_and_lists_health_and_failing_endpoints(ten
     assert "Send your first event" not in page and "Send an event from your agent" in page
 
 
+def test_the_overview_lists_the_health_of_the_ten_busiest_endpoints_of_many(tenant, client):
+    """A tenant with an endpoint per customer's agent has hundreds: the overview shows the busiest ten."""
+    with tenant.scope():
+        for n in range(12):  # endpoint n has n attempts
+            endpoint = factories.endpoint(url=f"http://127.0.0.1:9/customer-{n}")
+            if n:
+                factories.delivery(endpoint, attempts=[(200, 10)] * n)
+        db.session.commit()
+    login(client, "owner1@example.com")
+    page = client.get("/").get_data(as_text=True)
+    table = page.split('id="health-heading"')[1].split("</section>")[0]
+    assert "The 10 busiest of 12 endpoints, by attempts in the last 24 hours." in table
+    shown = re.findall(r"http://127\.0\.0\.1:9/customer-(\d+)</a>", table)
+    assert shown == [str(n) for n in range(11, 1, -1)]  # busiest first; 0 and 1 are left to the endpoint list
+    assert "/endpoints" in table and "All endpoints" in table
+
+
 def login(client, email, password="correct horse battery"):
     from .helpers import csrf_token
 

@@ -32,7 +32,8 @@ def overview():
     successes = sum(h.successes for h in health.values())
     return render_template(
         "dashboard/overview.html", tenant=current_user.tenant, agents=agent_list, endpoints=endpoint_list,
-        health=health, chart=chart, failing=stats.failing_endpoints(endpoint_list, health),
+        health=health, busiest=stats.busiest(endpoint_list, health), chart=chart,
+        failing=stats.failing_endpoints(endpoint_list, health),
         attempts=attempts, success_rate=successes / attempts if attempts else None,
         live_keys=sum(1 for k in api_keys.list_keys() if k.revoked_at is None),
         has_events=stats.has_events(), first_agent=agent_list[0] if agent_list else None,

@@ -19,6 +19,7 @@ from . import tallies
 
 HOURS = 24  # the overview's window: its chart's bars and the endpoints' health
 PERCENTILE = 95
+OVERVIEW_ENDPOINTS = 10  # rows of the overview's health table; the endpoint list has them all
 
 
 @dataclass
@@ -169,6 +170,14 @@ def endpoint_health(now: datetime | None = None, endpoint_id: str | None = None)
 def failing_endpoints(endpoints: list[Endpoint], health: dict[str, Health]) -> list[Endpoint]:
     """The endpoints that need attention: disabled ones, and those whose last delivery failed or is retrying."""
     return [e for e in endpoints if not e.enabled or (e.id in health and health[e.id].failing)]
+
+
+def busiest(endpoints: list[Endpoint], health: dict[str, Health], limit: int = OVERVIEW_ENDPOINTS) -> list[Endpoint]:
+    """At most ``limit`` endpoints: all of them, in their order, when they fit; else those with the most attempts
+    over the window, busiest first. A tenant with an endpoint per customer's agent has hundreds."""
+    if len(endpoints) <= limit:
+        return endpoints
+    return sorted(endpoints, key=lambda e: -health[e.id].attempts if e.id in health else 0)[:limit]
 
 
 def has_events() -> bool:
