@@ -4,6 +4,7 @@ Known histories are written straight into the database (tests/factories.py), on 
 """
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 
@@ -152,6 +153,33 @@ def test_the_overview_lists_the_health_of_the_ten_busiest_endpoints_of_many(tena
     shown = re.findall(r"http://127\.0\.0\.1:9/customer-(\d+)</a>", table)
     assert shown == [str(n) for n in range(11, 1, -1)]  # busiest first; 0 and 1 are left to the endpoint list
     assert "/endpoints" in table and "All endpoints" in table
+
+
+def test_the_endpoint_list_pages_through_many_endpoints_newest_first(tenant, client):
+    with tenant.scope():
+        made = [factories.endpoint(url=f"http://127.0.0.1:9/customer-{n}") for n in range(105)]
+        newest_first = [e.url.rsplit("-", 1)[1] for e in sorted(made, key=lambda e: e.id, reverse=True)]
+        oldest = min(made, key=lambda e: e.id)
+        factories.delivery(oldest, attempts=[(200, 10)])
+        oldest_url = oldest.url
+        db.session.commit()
+    login(client, "owner1@example.com")
+
+    def listed(page: str) -> list[str]:
+        return re.findall(r"http://127\.0\.0\.1:9/customer-(\d+)</a>", page)
+
+    first = client.get("/endpoints").get_data(as_text=True)
+    assert listed(first) == newest_first[:100] and ">Newest</a>" not in first
+    older = html.unescape(re.search(r'href="([^"]+)">Older</a>', first).group(1))
+    second = client.get(older).get_data(as_text=True)
+    assert listed(second) == newest_first[100:] and ">Older</a>" not in second
+    assert 'href="/endpoints">Newest</a>' in second
+    # The oldest endpoint's health is on its page.
+    assert ">100%</span>" in second.split(f"{oldest_url}</a>")[1].split("</tr>")[0]
+    # A cursor that is not one of ours lands on the newest page, saying so.
+    response = client.get("/endpoints?cursor=nonsense", follow_redirects=True)
+    assert response.request.path == "/endpoints" and "does not exist" in response.get_data(as_text=True)
+    assert listed(response.get_data(as_text=True)) == newest_first[:100]
 
 
 def login(client, email, password="correct horse battery"):

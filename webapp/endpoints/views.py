@@ -15,6 +15,7 @@ from ..services.common import ValidationError
 from .forms import EndpointForm, RecoverForm
 
 bp = Blueprint("endpoints", __name__)
+PAGE_SIZE = 100  # endpoints a page of the list: a tenant with an endpoint per customer's agent has hundreds
 
 
 def _no_store(body):
@@ -30,7 +31,7 @@ def _detail(endpoint: Endpoint, secret: str | None = None) -> str:
     overlap_until = endpoint.previous_secret_expires_at if endpoint.previous_secret_encrypted and \
         endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > now else None
     return render_template("endpoints/detail.html", endpoint=endpoint, secret=secret, recent=recent,
-                           health=stats.endpoint_health(now, endpoint.id).get(endpoint.id, stats.Health()),
+                           health=stats.endpoint_health(now, [endpoint.id]).get(endpoint.id, stats.Health()),
                            overlap_until=overlap_until, recover_form=RecoverForm(),
                            recover_rate=deliveries.recover_rate(endpoint),
                            agent_names={agent.id: agent.name for agent in agents.all_agents()})
@@ -39,9 +40,21 @@ def _detail(endpoint: Endpoint, secret: str | None = None) -> str:
 @bp.get("/endpoints")
 @login_required
 def index():
-    """List the endpoints with their health: last delivery, success rate and p95 over the last 24 h."""
-    return render_template("endpoints/list.html", endpoints=endpoints.all_endpoints(), health=stats.endpoint_health(),
-                           empty_health=stats.Health(), agent_names={agent.id: agent.name for agent in agents.all_agents()})
+    """List the endpoints, newest first, a page at a time, with their health: last delivery, success rate and
+    p95 over the last 24 h."""
+    cursor = request.args.get("cursor") or None
+    try:
+        rows, next_cursor = endpoints.list_endpoints(cursor, limit=PAGE_SIZE)
+    except ValidationError:
+        rows = []
+    if cursor and not rows:  # a page past the oldest endpoint (deleted since), or not one of ours
+        flash("That page of endpoints does not exist: here are the newest.", "error")
+        return redirect(url_for("endpoints.index"))
+    return render_template(
+        "endpoints/list.html", endpoints=rows, health=stats.endpoint_health(endpoint_ids=[e.id for e in rows]),
+        empty_health=stats.Health(), agent_names={agent.id: agent.name for agent in agents.all_agents()},
+        older_url=url_for("endpoints.index", cursor=next_cursor) if next_cursor else None,
+        newest_url=url_for("endpoints.index") if cursor else None)
 
 
 @bp.route("/endpoints/new", methods=["GET", "POST"])

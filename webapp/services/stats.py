@@ -84,9 +84,9 @@ class Health:
         return self.last_status in (FAILED, RETRYING)
 
 
-def _endpoint_ids(endpoint_id: str | None) -> list[str]:
-    """The endpoints to read: the one asked for, or all of the tenant's."""
-    return [endpoint_id] if endpoint_id else list(db.session.scalars(select(Endpoint.id)))
+def _endpoint_ids(endpoint_ids: list[str] | None) -> list[str]:
+    """The endpoints to read: those asked for, or all of the tenant's."""
+    return endpoint_ids if endpoint_ids is not None else list(db.session.scalars(select(Endpoint.id)))
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,14 @@ class AttemptSummary:
 
 
 def attempt_summaries(first_hour: datetime, percentile: int = PERCENTILE,
-                      endpoint_id: str | None = None) -> dict[str, AttemptSummary]:
-    """Per endpoint id (or for one): its attempts started since the clock hour ``first_hour`` began, with the
+                      endpoint_ids: list[str] | None = None) -> dict[str, AttemptSummary]:
+    """Per endpoint id (of all, or of ``endpoint_ids``): its attempts started since the clock hour ``first_hour`` began, with the
     ``percentile``-th percentile (nearest rank) of their durations, from their tallies: one range of the
     tallies' primary key (tenant, endpoint, hour) per endpoint."""
     rows = db.session.execute(
         select(AttemptTally.endpoint_id, AttemptTally.up_to_ms, func.sum(AttemptTally.attempts),
                func.sum(AttemptTally.successes))
-        .where(AttemptTally.endpoint_id.in_(_endpoint_ids(endpoint_id)),
+        .where(AttemptTally.endpoint_id.in_(_endpoint_ids(endpoint_ids)),
                AttemptTally.hour >= tallies.hour_of(first_hour))
         .group_by(AttemptTally.endpoint_id, AttemptTally.up_to_ms))
     counts: dict[str, list[tuple[int, int]]] = {}
@@ -131,8 +131,8 @@ def _nearest_rank(counts: list[tuple[int, int]], percentile: int) -> int:
     raise ValueError("no values")
 
 
-def latest_finished_deliveries(endpoint_id: str | None = None) -> dict[str, Delivery]:
-    """Per endpoint id (or for one): its newest delivery that has been attempted or has ended.
+def latest_finished_deliveries(endpoint_ids: list[str] | None = None) -> dict[str, Delivery]:
+    """Per endpoint id (of all, or of ``endpoint_ids``): its newest delivery that has been attempted or has ended.
 
     Pending deliveries are skipped: they say nothing yet about how the endpoint is doing. One indexed
     lookup per endpoint, on (tenant_id, endpoint_id, id).
@@ -142,22 +142,22 @@ def latest_finished_deliveries(endpoint_id: str | None = None) -> dict[str, Deli
                  .order_by(Delivery.id.desc()).limit(1)
                  .correlate(Endpoint).scalar_subquery())
     statement = select(Endpoint.id, Delivery).join(Delivery, Delivery.id == latest_id)
-    if endpoint_id:
-        statement = statement.where(Endpoint.id == endpoint_id)
+    if endpoint_ids is not None:
+        statement = statement.where(Endpoint.id.in_(endpoint_ids))
     rows = db.session.execute(statement)
     return {endpoint_id: delivery for endpoint_id, delivery in rows}
 
 
-def endpoint_health(now: datetime | None = None, endpoint_id: str | None = None) -> dict[str, Health]:
-    """Per endpoint id (or for one): attempts, success rate and p95 duration over the last 24 hours (the
+def endpoint_health(now: datetime | None = None, endpoint_ids: list[str] | None = None) -> dict[str, Health]:
+    """Per endpoint id (of all, or of ``endpoint_ids``): attempts, success rate and p95 duration over the last 24 hours (the
     chart's: 24 clock hours, the current one last), and its latest finished delivery. Endpoints with neither
     are left out (callers use an empty Health).
     """
     first_hour = tallies.hour_of(now or utcnow()) - timedelta(hours=HOURS - 1)
     health: dict[str, Health] = {}
-    for key, summary in attempt_summaries(first_hour, endpoint_id=endpoint_id).items():
+    for key, summary in attempt_summaries(first_hour, endpoint_ids=endpoint_ids).items():
         health[key] = Health(attempts=summary.attempts, successes=summary.successes, p95_ms=summary.percentile_ms)
-    for key, delivery in latest_finished_deliveries(endpoint_id).items():
+    for key, delivery in latest_finished_deliveries(endpoint_ids).items():
         item = health.setdefault(key, Health())
         item.last_status = delivery.status
         item.last_response_status = delivery.last_response_status
