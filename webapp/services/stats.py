@@ -101,9 +101,9 @@ class AttemptSummary:
 
 def attempt_summaries(first_hour: datetime, percentile: int = PERCENTILE,
                       endpoint_ids: list[str] | None = None) -> dict[str, AttemptSummary]:
-    """Per endpoint id (of all, or of ``endpoint_ids``): its attempts started since the clock hour ``first_hour`` began, with the
-    ``percentile``-th percentile (nearest rank) of their durations, from their tallies: one range of the
-    tallies' primary key (tenant, endpoint, hour) per endpoint."""
+    """Per endpoint id (of all, or of ``endpoint_ids``): its attempts started since the clock hour ``first_hour``
+    began, with the ``percentile``-th percentile (nearest rank) of their durations, from their tallies: one range
+    of the tallies' primary key (tenant, endpoint, hour) per endpoint."""
     rows = db.session.execute(
         select(AttemptTally.endpoint_id, AttemptTally.up_to_ms, func.sum(AttemptTally.attempts),
                func.sum(AttemptTally.successes))
@@ -132,7 +132,8 @@ def _nearest_rank(counts: list[tuple[int, int]], percentile: int) -> int:
 
 
 def latest_finished_deliveries(endpoint_ids: list[str] | None = None) -> dict[str, Delivery]:
-    """Per endpoint id (of all, or of ``endpoint_ids``): its newest delivery that has been attempted or has ended.
+    """Per endpoint id (of all, or of ``endpoint_ids``): its newest delivery that has been attempted or has
+    ended.
 
     Pending deliveries are skipped: they say nothing yet about how the endpoint is doing. One indexed
     lookup per endpoint, on (tenant_id, endpoint_id, id).
@@ -149,9 +150,9 @@ def latest_finished_deliveries(endpoint_ids: list[str] | None = None) -> dict[st
 
 
 def endpoint_health(now: datetime | None = None, endpoint_ids: list[str] | None = None) -> dict[str, Health]:
-    """Per endpoint id (of all, or of ``endpoint_ids``): attempts, success rate and p95 duration over the last 24 hours (the
-    chart's: 24 clock hours, the current one last), and its latest finished delivery. Endpoints with neither
-    are left out (callers use an empty Health).
+    """Per endpoint id (of all, or of ``endpoint_ids``): attempts, success rate and p95 duration over the last
+    24 hours (the chart's: 24 clock hours, the current one last), and its latest finished delivery. Endpoints
+    with neither are left out (callers use an empty Health).
     """
     first_hour = tallies.hour_of(now or utcnow()) - timedelta(hours=HOURS - 1)
     health: dict[str, Health] = {}
