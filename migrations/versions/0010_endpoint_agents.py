@@ -1,4 +1,4 @@
-"""endpoint_agents: whose events each endpoint takes, kept by triggers, so that ingest reads only an agent's own endpoints
+"""endpoint_agents: whose events each endpoint takes, kept by triggers, for ingest's lookup by agent
 
 Ingest read every enabled endpoint of the tenant with the event's agent and kept those whose filters take
 the event, in Python. A tenant with an endpoint per agent (one per customer, say) paid for all of them on
