@@ -28,7 +28,8 @@ depends_on = None
 _TRIGGER = "endpoint_agents_of_endpoint"  # the triggers' name (and on PostgreSQL their function's)
 
 # The rows of the endpoints that satisfy {where}: one per agent named in agent_ids, or '*' for a filter that
-# names none (an empty list, or anything that is not a list: Python's "not agent_ids" reads those as all).
+# names none (an empty list or a JSON null, which Python's "not agent_ids" reads as all; the API stores only
+# lists, and anything else that is not a list counts as all too).
 _ROWS = {
     "sqlite": """
         SELECT endpoints.tenant_id, agent.value, endpoints.id FROM endpoints, json_each(endpoints.agent_ids) AS agent
