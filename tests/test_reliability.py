@@ -499,10 +499,12 @@ def test_recover_from_the_dashboard_resends_only_the_failed_deliveries_of_the_pe
 
 
 def test_a_slow_receiver_holds_up_only_its_own_deliveries(tenant, receiver, stack):
-    """One worker, one endpoint whose receiver takes 1.5 s to answer and ten deliveries for it queued
-    first: another endpoint's twenty deliveries still arrive at once, not after 15 s of waiting."""
+    """One worker, one endpoint whose receiver takes 1 s to answer and ten deliveries for it queued
+    first: another endpoint's twenty deliveries still arrive at once, not after 10 s of waiting."""
     slow = Receiver()
-    slow.default = Reply(200, delay=1.5)  # within the tests' 2 s DELIVERY_TIMEOUT: every attempt succeeds
+    # Slow (over the lanes' half second), yet well within the tests' 2 s DELIVERY_TIMEOUT, so that every attempt
+    # succeeds: with 1.5 s, one attempt of ten once took over 2 s on a busy machine and was retried.
+    slow.default = Reply(200, delay=1.0)
     try:
         stack.start_worker()
         agent = make_agent(tenant.api)
