@@ -102,15 +102,21 @@ def scratch_database(app, tmp_path):
     engine.dispose()
 
 
+def _store_endpoint(run, endpoint: str, agent_ids: str, at: str) -> None:
+    """An endpoint of tenant ten_1 with the agent_ids given as JSON text, in plain SQL that every revision
+    accepts; ``run`` is a connection's exec_driver_sql."""
+    run("INSERT INTO endpoints (id, tenant_id, url, description, event_types, agent_ids, enabled, "
+        f"secret_encrypted, created_at, updated_at) VALUES ('{endpoint}', 'ten_1', 'https://example.com', '', "
+        f"'[]', '{agent_ids}', true, 'x', '{at}', '{at}')")
+
+
 def _store_two_endpoints_deliveries(connection, at: str):
     """Tenant ten_1 with endpoints ep_a and ep_b and a delivery to each (dlv_a, dlv_b) of one event, in plain
     SQL that every revision since 0007 accepts; returns the connection's exec_driver_sql for more."""
     run = connection.exec_driver_sql
     run(f"INSERT INTO tenants (id, name, created_at) VALUES ('ten_1', 'Acme', '{at}')")
     for endpoint in ("ep_a", "ep_b"):
-        run("INSERT INTO endpoints (id, tenant_id, url, description, event_types, agent_ids, enabled, "
-            f"secret_encrypted, created_at, updated_at) VALUES ('{endpoint}', 'ten_1', 'https://example.com', '', "
-            f"'[]', '[]', true, 'x', '{at}', '{at}')")
+        _store_endpoint(run, endpoint, "[]", at)
     run(f"INSERT INTO events (id, tenant_id, type, occurred_at, received_at, body) "
         f"VALUES ('evt_1', 'ten_1', 'message.sent', '{at}', '{at}', '{{}}')")
     for delivery, endpoint in (("dlv_a", "ep_a"), ("dlv_b", "ep_b")):
@@ -201,18 +207,12 @@ def test_migration_0010_indexes_every_endpoints_agents_and_keeps_them_on_any_wri
         result.stderr
     engine = create_engine(scratch_database)
     at = "2026-11-29 10:00:00"
-
-    def store_endpoint(run, endpoint: str, agent_ids: str) -> None:
-        run("INSERT INTO endpoints (id, tenant_id, url, description, event_types, agent_ids, enabled, "
-            f"secret_encrypted, created_at, updated_at) VALUES ('{endpoint}', 'ten_1', 'https://example.com', '', "
-            f"'[]', '{agent_ids}', true, 'x', '{at}', '{at}')")
-
     with engine.begin() as connection:
         run = connection.exec_driver_sql
         run(f"INSERT INTO tenants (id, name, created_at) VALUES ('ten_1', 'Acme', '{at}')")
         # Every agent, two named (one twice), and a JSON null, which the app's "not agent_ids" reads as every agent.
         for endpoint, agent_ids in (("ep_a", "[]"), ("ep_b", '["agt_1", "agt_2", "agt_1"]'), ("ep_c", "null")):
-            store_endpoint(run, endpoint, agent_ids)
+            _store_endpoint(run, endpoint, agent_ids, at)
 
     assert (result := flask("db", "upgrade", env={"DATABASE_URL": scratch_database})).returncode == 0, result.stderr
 
@@ -226,7 +226,7 @@ def test_migration_0010_indexes_every_endpoints_agents_and_keeps_them_on_any_wri
     assert _schema_drift(engine) == []
     with engine.begin() as connection:
         run = connection.exec_driver_sql
-        store_endpoint(run, "ep_d", '["agt_3"]')
+        _store_endpoint(run, "ep_d", '["agt_3"]', at)
         run("UPDATE endpoints SET agent_ids = '[]' WHERE id = 'ep_b'")
         run("UPDATE endpoints SET url = 'https://example.com/d' WHERE id = 'ep_d'")  # not the filter: kept
         run("DELETE FROM endpoints WHERE id = 'ep_c'")
@@ -234,5 +234,5 @@ def test_migration_0010_indexes_every_endpoints_agents_and_keeps_them_on_any_wri
     assert flask("db", "downgrade", "0009", env={"DATABASE_URL": scratch_database}).returncode == 0
     assert "endpoint_agents" not in inspect(engine).get_table_names()
     with engine.begin() as connection:  # no trigger is left behind to write to the dropped table
-        store_endpoint(connection.exec_driver_sql, "ep_e", '["agt_1"]')
+        _store_endpoint(connection.exec_driver_sql, "ep_e", '["agt_1"]', at)
     engine.dispose()
