@@ -1,5 +1,6 @@
 """Retention: events older than RETENTION_DAYS go, with their deliveries and attempts, in small
-batches so the database stays responsive; endpoint health's tallies go after two days."""
+batches so the database stays responsive, and the agents' tallies of their hours with them; endpoint
+health's tallies go after two days."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +11,7 @@ from sqlalchemy import delete, exists, select
 
 from webapp.extensions import db
 from webapp.models import PENDING, RETRYING, Delivery, Event, IdempotencyKey, utcnow
-from webapp.services import tallies
+from webapp.services import activity, tallies
 from webapp.services.events import IDEMPOTENCY_WINDOW
 from webapp.tenancy import all_tenants
 
@@ -41,8 +42,10 @@ def prune_once(batch: int = 500) -> dict[str, int]:
         keys = _delete_in_batches(IdempotencyKey, IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_WINDOW, batch)
         # In one statement: a run finds the hour or so of tallies that aged since the last one.
         tally_rows = tallies.prune(db.session.connection(), utcnow())
+        agent_tally_rows = activity.prune(db.session.connection(), cutoff)
         db.session.commit()
-    if events or keys or tally_rows:
-        log.info("retention removed %d events (with their deliveries), %d idempotency keys and %d endpoint "
-                 "health tallies", events, keys, tally_rows)
-    return {"events": events, "idempotency_keys": keys, "attempt_tallies": tally_rows}
+    if events or keys or tally_rows or agent_tally_rows:
+        log.info("retention removed %d events (with their deliveries), %d idempotency keys, %d endpoint "
+                 "health tallies and %d agents' hourly tallies", events, keys, tally_rows, agent_tally_rows)
+    return {"events": events, "idempotency_keys": keys, "attempt_tallies": tally_rows,
+            "agent_event_tallies": agent_tally_rows}

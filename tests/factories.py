@@ -20,16 +20,26 @@ def endpoint(url: str = QUIET_URL, **fields) -> Endpoint:
     return create_endpoint({"url": url, **fields})
 
 
+def event(*, at: datetime | None = None, event_type: str = "message.received", agent_id: str | None = None,
+          data: dict | None = None) -> Event:
+    """An event received ``at`` (default now), with no deliveries."""
+    at = at or utcnow()
+    event_id = new_id("evt", at)
+    body = json.dumps({"id": event_id, "type": event_type, "timestamp": at.isoformat(), "agent": None,
+                       "conversation_id": None, "user": None, "data": data or {}})
+    row = Event(id=event_id, type=event_type, agent_id=agent_id, occurred_at=at, received_at=at, body=body)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
 def delivery(endpoint_: Endpoint, *, status: str = "succeeded", at: datetime | None = None,
              attempts: list[tuple[int | None, int]] | None = None, event_type: str = "message.received",
              agent_id: str | None = None, data: dict | None = None) -> Delivery:
     """A delivery created ``at`` (default now) with ``attempts`` as (response status or None, duration ms),
     one second apart. Never due: ``next_attempt_at`` stays empty, whatever the status."""
     at = at or utcnow()
-    event_id = new_id("evt", at)
-    body = json.dumps({"id": event_id, "type": event_type, "timestamp": at.isoformat(), "agent": None,
-                       "conversation_id": None, "user": None, "data": data or {}})
-    db.session.add(Event(id=event_id, type=event_type, agent_id=agent_id, occurred_at=at, received_at=at, body=body))
+    event_id = event(at=at, event_type=event_type, agent_id=agent_id, data=data).id
     row = Delivery(id=new_id("dlv", at), event_id=event_id, endpoint_id=endpoint_.id, event_type=event_type,
                    agent_id=agent_id, status=status, attempt_count=len(attempts or []), next_attempt_at=None,
                    created_at=at, updated_at=at)

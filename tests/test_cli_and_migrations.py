@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import defaultdict
 import subprocess
 import sys
 from datetime import timedelta
@@ -14,7 +15,7 @@ from sqlalchemy import create_engine, insert, inspect, select
 
 from webapp import ROOT
 from webapp.extensions import db
-from webapp.models import Attempt, AttemptTally, utcnow
+from webapp.models import AgentEventTally, Attempt, AttemptTally, Event, utcnow
 from webapp.services import tallies
 
 
@@ -235,4 +236,56 @@ def test_migration_0010_indexes_every_endpoints_agents_and_keeps_them_on_any_wri
     assert "endpoint_agents" not in inspect(engine).get_table_names()
     with engine.begin() as connection:  # no trigger is left behind to write to the dropped table
         _store_endpoint(connection.exec_driver_sql, "ep_e", '["agt_1"]', at)
+    engine.dispose()
+
+
+def test_migration_0011_tallies_every_agents_events_and_keeps_counting_every_insert(scratch_database):
+    """The agent list reads tallies from 0011 on: the events before it are counted by the backfill, both its
+    parts (received until a minute ago, and since), and the trigger counts every later insert, plain SQL too."""
+    assert (result := flask("db", "upgrade", "0010", env={"DATABASE_URL": scratch_database})).returncode == 0, \
+        result.stderr
+    engine = create_engine(scratch_database)
+    now = utcnow()
+    three_hours_ago = tallies.hour_of(now) - timedelta(hours=3)
+    received = [("ten_1", "agt_1", three_hours_ago + timedelta(minutes=10)),
+                ("ten_1", "agt_1", three_hours_ago + timedelta(minutes=20)),
+                ("ten_1", "agt_1", now - timedelta(seconds=90)), ("ten_1", "agt_1", now - timedelta(seconds=20)),
+                ("ten_1", "agt_2", now - timedelta(days=40)), ("ten_2", "agt_3", now - timedelta(hours=1)),
+                ("ten_1", None, now - timedelta(hours=2))]  # a test event: no agent, no tally
+
+    def store(connection, events) -> None:
+        connection.execute(insert(Event.__table__), [
+            dict(id=f"evt_{at.timestamp()}_{agent_id}", tenant_id=tenant_id, type="message.sent", agent_id=agent_id,
+                 occurred_at=at, received_at=at, body="{}") for tenant_id, agent_id, at in events])
+
+    def expected(events) -> set[tuple]:
+        hours = defaultdict(list)
+        for tenant_id, agent_id, at in events:
+            if agent_id:
+                hours[tenant_id, agent_id, tallies.hour_of(at)].append(at)
+        return {(*key, len(ats), max(ats)) for key, ats in hours.items()}
+
+    def stored() -> set[tuple]:
+        table = AgentEventTally.__table__
+        with engine.connect() as connection:
+            return {tuple(row) for row in connection.execute(select(
+                table.c.tenant_id, table.c.agent_id, table.c.hour, table.c.events, table.c.last_received_at))}
+
+    with engine.begin() as connection:
+        for tenant in ("ten_1", "ten_2"):
+            connection.exec_driver_sql(
+                f"INSERT INTO tenants (id, name, created_at) VALUES ('{tenant}', 'Acme', '2026-11-29 10:00:00')")
+        store(connection, received)
+
+    assert (result := flask("db", "upgrade", env={"DATABASE_URL": scratch_database})).returncode == 0, result.stderr
+    assert stored() == expected(received) and len(expected(received)) >= 4
+    assert _schema_drift(engine) == []
+    later = [("ten_1", "agt_1", utcnow()), ("ten_1", "agt_4", utcnow()), ("ten_1", None, utcnow())]
+    with engine.begin() as connection:
+        store(connection, later)
+    assert stored() == expected(received + later)
+    assert flask("db", "downgrade", "0010", env={"DATABASE_URL": scratch_database}).returncode == 0
+    assert "agent_event_tallies" not in inspect(engine).get_table_names()
+    with engine.begin() as connection:  # no trigger is left behind to write to the dropped table
+        store(connection, [("ten_1", "agt_1", utcnow() + timedelta(seconds=1))])
     engine.dispose()

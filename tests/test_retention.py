@@ -1,5 +1,5 @@
 """Retention: old events go with their deliveries and attempts; recent and unfinished ones stay. Endpoint
-health's tallies go after 48 hours."""
+health's tallies go after 48 hours, the agents' with the events of their hour."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 
 from jobs.retention import prune_once
 from webapp.extensions import db
-from webapp.models import Attempt, AttemptTally, Delivery, Event, IdempotencyKey, utcnow
+from webapp.models import AgentEventTally, Attempt, AttemptTally, Delivery, Event, IdempotencyKey, utcnow
 from webapp.services import tallies
 from webapp.tenancy import all_tenants
 
@@ -36,13 +36,16 @@ def test_prune_removes_what_is_past_retention_and_nothing_else(app, tenant, stac
         tallies.add(db.session.connection(), tenant.id, [
             dict(endpoint_id=endpoint_id, started_at=at, duration_ms=3, response_status=200, error=None)
             for at in tallied])
+        # The agent's tallies: the trigger counted the four events in this hour; one of an hour past retention.
+        db.session.add(AgentEventTally(agent_id=agent, hour=tallies.hour_of(long_ago), events=3,
+                                       last_received_at=long_ago))
         db.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == "k3")
                            .values(created_at=utcnow() - timedelta(hours=25)))
         db.session.commit()
 
     with app.app_context():
         removed = prune_once(batch=1)  # one row per batch: the batching loop itself is exercised
-    assert removed == {"events": 2, "idempotency_keys": 1, "attempt_tallies": 1}
+    assert removed == {"events": 2, "idempotency_keys": 1, "attempt_tallies": 1, "agent_event_tallies": 1}
     with tenant.scope():
         assert set(db.session.scalars(select(Event.id))) == {old_unfinished, recent}
         assert set(db.session.scalars(select(Delivery.event_id))) == {old_unfinished, recent}
@@ -50,6 +53,7 @@ def test_prune_removes_what_is_past_retention_and_nothing_else(app, tenant, stac
         # k0 and k2 went with their events; k3 is past the 24 h window although its event stays.
         assert set(db.session.scalars(select(IdempotencyKey.key))) == {"k1"}
         assert list(db.session.scalars(select(AttemptTally.hour))) == [tallies.hour_of(tallied[1])]
+        assert db.session.scalar(select(func.sum(AgentEventTally.events))) == 4  # the old hour's 3 went
 
 
 def test_prune_covers_every_tenant(app, make_tenant):

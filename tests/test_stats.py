@@ -182,6 +182,34 @@ def test_the_endpoint_list_pages_through_many_endpoints_newest_first(tenant, cli
     assert listed(response.get_data(as_text=True)) == newest_first[:100]
 
 
+def test_the_agent_list_shows_each_agents_events_of_the_last_day_and_when_its_last_came(make_tenant, client):
+    tenant, other = make_tenant("Acme"), make_tenant("Other")
+    busy, dormant, quiet = (make_agent(tenant.api, name)["id"] for name in ("Busy", "Dormant", "Quiet"))
+    for _ in range(3):  # through the API, as an agent sends them
+        send(tenant.api, busy)
+    send(other.api, make_agent(other.api, "Busy")["id"])  # the other tenant's, on its own list only
+    now = utcnow()
+    with tenant.scope():
+        # Written straight into the database, as a bulk loader (or an old web process) would: counted too.
+        for hours_ago in (2, 2, 22, 25, 30):
+            factories.event(agent_id=busy, at=now - timedelta(hours=hours_ago))
+        factories.event(agent_id=dormant, at=now - timedelta(days=3, hours=1))
+        factories.event(agent_id=None, at=now)  # a test event names no agent
+        db.session.commit()
+    login(client, "owner1@example.com")
+    page = client.get("/agents").get_data(as_text=True)
+
+    def row(name: str) -> list[str]:
+        cells = page.split(f">{name}</a>")[1].split("</tr>")[0]
+        return [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", cells, re.S)]
+
+    # Id, description, events in the last 24 hours (the current clock hour and the 23 before), last event.
+    assert row("Busy")[2:4] == ["6", "just now"]
+    assert row("Dormant")[2:4] == ["0", "3 days ago"]
+    assert row("Quiet")[2:4] == ["0", "none in 30 days"]
+    assert page.count("<tr id=") == 3
+
+
 def login(client, email, password="correct horse battery"):
     from .helpers import csrf_token
 

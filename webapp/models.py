@@ -225,6 +225,23 @@ class Event(TenantMixin, db.Model):
         return json.loads(self.body)
 
 
+class AgentEventTally(TenantMixin, db.Model):
+    """How many of an agent's events were received in one clock hour, and when the last of them was. The
+    agent list reads these, not the events: counting those is linear in what retention keeps. A database
+    trigger on events keeps them (migration 0011), whoever inserts the event: nothing in Python writes them.
+    Retention deletes them with the events of their hour."""
+
+    __tablename__ = "agent_event_tallies"
+    # Read by tenant, agent and hour; the primary key begins with tenant_id (and serves the tenant's cascade).
+    tenant_id_index = False
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "agent_id", "hour"), {"sqlite_with_rowid": False})
+    # No foreign key, as for events: an agent's past events, and so its tallies, outlive it.
+    agent_id: Mapped[str] = mapped_column(String(40))
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)  # the hour's start, UTC
+    events: Mapped[int] = mapped_column(Integer)
+    last_received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class IdempotencyKey(TenantMixin, db.Model):
     __tablename__ = "idempotency_keys"
     __table_args__ = (UniqueConstraint("tenant_id", "key"),)

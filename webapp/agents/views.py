@@ -6,7 +6,7 @@ from flask_login import login_required
 
 from ..dashboard.toast import toast
 from ..extensions import db
-from ..services import agents
+from ..services import activity, agents
 from ..services.common import ValidationError
 from .forms import AgentForm
 
@@ -16,8 +16,10 @@ bp = Blueprint("agents", __name__)
 @bp.get("/agents")
 @login_required
 def index():
-    """List the agents with how many events each has sent."""
-    return render_template("agents/list.html", agents=agents.all_agents(), counts=agents.event_counts())
+    """List the agents with how many events each sent in the last 24 hours, and when its last came."""
+    every_agent = agents.all_agents()
+    return render_template("agents/list.html", agents=every_agent,
+                           activity=activity.of_agents([agent.id for agent in every_agent]))
 
 
 @bp.route("/agents/new", methods=["GET", "POST"])

@@ -1,10 +1,10 @@
 """Agents: the AI agents a tenant registers; events name the agent they come from."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Agent, Event
+from ..models import Agent
 from . import audit
 from .common import ValidationError, get_owned, page, text_field
 from .endpoints import forget_subscription
@@ -76,8 +76,3 @@ def list_agents(cursor: str | None = None, limit: int = 100):
 def all_agents() -> list[Agent]:
     return list(db.session.scalars(select(Agent).order_by(Agent.name)))
 
-
-def event_counts() -> dict[str, int]:
-    """Events received per agent id."""
-    rows = db.session.execute(select(Event.agent_id, func.count()).group_by(Event.agent_id))
-    return {agent_id: count for agent_id, count in rows if agent_id}
