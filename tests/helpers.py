@@ -98,3 +98,10 @@ def delivery_of(api, event_id, index=0):
 def wait_for_status(api, delivery_id, status, timeout=20):
     return wait_until(lambda: (d := api.get(f"/api/v1/deliveries/{delivery_id}").json)["status"] == status and d,
                       timeout=timeout, message=f"delivery {delivery_id} to be {status}")
+
+
+def login(client, email, password="correct horse battery"):
+    """Log in through the real form (a tenant made by the make_tenant fixture has owner<N>@example.com)."""
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)

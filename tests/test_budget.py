@@ -8,7 +8,10 @@ import time
 
 import pytest
 
-from .helpers import csrf_token, make_agent
+from webapp.extensions import db
+from webapp.services.agents import create_agent
+
+from .helpers import csrf_token, login, make_agent
 
 EVENT = {"type": "tool.executed", "data": {"tool": "loop"}}
 
@@ -115,3 +118,16 @@ def test_the_agents_page_warns_about_a_throttled_agent_and_sets_its_budget(small
     response = client.post(f"/agents/{agent_id}/edit", data={"name": "Looper", "event_budget_per_minute": "0",
                                                              "csrf_token": csrf_token(edit)})
     assert response.status_code == 422 and "Event budget must be a whole number" in response.get_data(as_text=True)
+
+
+def test_a_throttled_agent_is_warned_about_on_the_first_page_of_the_agent_list(small_budget, tenant, client):
+    with tenant.scope():
+        for n in range(100):  # a whole first page of agents named before it
+            create_agent({"name": f"Assistant {n:03}"})
+        db.session.commit()
+    looper = make_agent(tenant.api, "Looper")["id"]
+    assert [post(tenant.api, looper).status_code for _ in range(4)] == [202, 202, 202, 429]
+    login(client, "owner1@example.com")
+    page = client.get("/agents").get_data(as_text=True)
+    assert f'<tr id="{looper}"' not in page and ">Next</a>" in page
+    assert "<strong>Looper</strong> was throttled 1 time in the last hour" in page

@@ -15,7 +15,7 @@ from webapp.models import Delivery, utcnow
 from webapp.services.common import ValidationError
 
 from . import factories
-from .test_stats import login
+from .helpers import login
 
 POLLER = re.compile(r'<p id="delivery-live"[^>]*hx-get="([^"]+)"')
 HTMX = {"HX-Request": "true", "HX-Target": "delivery-live"}

@@ -8,17 +8,18 @@ import html
 import re
 from datetime import timedelta
 
-from webapp.dashboard.chart import stacked_bars, tick_step
-from webapp.dashboard.formatting import ago, duration, percent
 from sqlalchemy import select
 
+from webapp.dashboard.chart import stacked_bars, tick_step
+from webapp.dashboard.formatting import ago, duration, percent
 from webapp.extensions import db
 from webapp.models import Attempt, AttemptTally, Delivery, utcnow
 from webapp.services import stats, tallies
+from webapp.services.agents import create_agent, delete_agent
 from webapp.services.endpoints import delete_endpoint, disable
 
 from . import factories
-from .helpers import make_agent, make_endpoint, send, wait_until
+from .helpers import login, make_agent, make_endpoint, send, wait_until
 from .receiver import Reply
 
 
@@ -210,12 +211,30 @@ def test_the_agent_list_shows_each_agents_events_of_the_last_day_and_when_its_la
     assert page.count("<tr id=") == 3
 
 
-def login(client, email, password="correct horse battery"):
-    from .helpers import csrf_token
+def test_the_agent_list_pages_through_many_agents_by_name(tenant, client):
+    names = [f"customer-{n:03}" for n in range(105)]
+    with tenant.scope():
+        made = {name: create_agent({"name": name}).id for name in reversed(names)}  # ids in the other order
+        db.session.commit()
+    login(client, "owner1@example.com")
 
-    token = csrf_token(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"email": email, "password": password, "csrf_token": token})
-    assert response.status_code == 302, response.get_data(as_text=True)
+    def listed(page: str) -> list[str]:
+        return re.findall(r">(customer-\d+)</a>", page)
+
+    first = client.get("/agents").get_data(as_text=True)
+    assert listed(first) == names[:100] and ">First</a>" not in first
+    following = html.unescape(re.search(r'href="([^"]+)">Next</a>', first).group(1))
+    second = client.get(following).get_data(as_text=True)
+    assert listed(second) == names[100:] and ">Next</a>" not in second
+    assert 'href="/agents">First</a>' in second
+    # The next page's cursor is the last agent of the page before: once it is deleted, the link says so.
+    with tenant.scope():
+        delete_agent(made[names[99]])
+        db.session.commit()
+    for gone in (following, "/agents?cursor=nonsense"):
+        response = client.get(gone, follow_redirects=True)
+        assert response.request.path == "/agents" and "does not exist" in response.get_data(as_text=True)
+        assert listed(response.get_data(as_text=True)) == names[:99] + names[100:101]
 
 
 # The chart's layout and the way numbers are written

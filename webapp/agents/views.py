@@ -6,20 +6,35 @@ from flask_login import login_required
 
 from ..dashboard.toast import toast
 from ..extensions import db
-from ..services import activity, agents
+from ..services import activity, agents, budget
 from ..services.common import ValidationError
+from ..tenancy import current_tenant_id
 from .forms import AgentForm
 
 bp = Blueprint("agents", __name__)
 
 
+PAGE_SIZE = 100  # agents a page of the list: a tenant with an agent per customer has hundreds
+
+
 @bp.get("/agents")
 @login_required
 def index():
-    """List the agents with how many events each sent in the last 24 hours, and when its last came."""
-    every_agent = agents.all_agents()
-    return render_template("agents/list.html", agents=every_agent,
-                           activity=activity.of_agents([agent.id for agent in every_agent]))
+    """List the agents in name order, a page at a time, with how many events each sent in the last 24 hours
+    and when its last came; warn about every agent throttled in the last hour, on whichever page it is."""
+    cursor = request.args.get("cursor") or None
+    try:
+        rows, next_cursor = agents.agents_by_name(cursor, limit=PAGE_SIZE)
+    except ValidationError:
+        rows = []
+    if cursor and not rows:  # a page whose agent was deleted since, or a cursor not of ours
+        flash("That page of agents does not exist: here is the first.", "error")
+        return redirect(url_for("agents.index"))
+    throttled = budget.throttled_last_hour(current_tenant_id())
+    return render_template("agents/list.html", agents=rows, activity=activity.of_agents([a.id for a in rows]),
+                           throttled=throttled, throttled_agents=agents.agents_named_by(throttled),
+                           first_url=url_for("agents.index") if cursor else None,
+                           next_url=url_for("agents.index", cursor=next_cursor) if next_cursor else None)
 
 
 @bp.route("/agents/new", methods=["GET", "POST"])

@@ -1,12 +1,12 @@
 """Agents: the AI agents a tenant registers; events name the agent they come from."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from ..extensions import db
 from ..models import Agent
 from . import audit
-from .common import ValidationError, get_owned, page, text_field
+from .common import ValidationError, decode_cursor, encode_cursor, get_owned, page, text_field
 from .endpoints import forget_subscription
 
 
@@ -75,4 +75,26 @@ def list_agents(cursor: str | None = None, limit: int = 100):
 
 def all_agents() -> list[Agent]:
     return list(db.session.scalars(select(Agent).order_by(Agent.name)))
+
+
+def agents_by_name(cursor: str | None = None, limit: int = 100) -> tuple[list[Agent], str | None]:
+    """A page of the agents in name order (the dashboard's), and the cursor of the next page or None. The
+    cursor is the page's last agent; after its deletion the cursor is refused, as one not handed out.
+
+    Raises:
+        ValidationError: the cursor is not one this returned, or its agent is gone.
+    """
+    statement = select(Agent).order_by(Agent.name, Agent.id)
+    if cursor:
+        last = db.session.execute(select(Agent.name, Agent.id).where(Agent.id == decode_cursor(cursor))).one_or_none()
+        if last is None:
+            raise ValidationError("cursor", "names an agent that no longer exists")
+        statement = statement.where(tuple_(Agent.name, Agent.id) > tuple_(*last))
+    rows = list(db.session.scalars(statement.limit(limit + 1)))
+    return rows[:limit], encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+
+
+def agents_named_by(agent_ids) -> list[Agent]:
+    """These of the tenant's agents, in name order."""
+    return list(db.session.scalars(select(Agent).where(Agent.id.in_(list(agent_ids))).order_by(Agent.name)))
 
