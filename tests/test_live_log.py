@@ -15,7 +15,7 @@ from webapp.models import Delivery, utcnow
 from webapp.services.common import ValidationError
 
 from . import factories
-from .helpers import login
+from .helpers import login, make_agent
 
 POLLER = re.compile(r'<p id="delivery-live"[^>]*hx-get="([^"]+)"')
 HTMX = {"HX-Request": "true", "HX-Target": "delivery-live"}
@@ -90,6 +90,28 @@ def test_a_poll_returns_only_what_changed_and_204_when_nothing_did(tenant, owner
     # The next poll does not offer the new row as new again.
     response, body, _ = poll(owner, next_url)
     assert "afterbegin" not in body
+
+
+def test_rows_name_their_endpoint_and_agent_on_the_page_and_in_the_poll(tenant, owner):
+    bot, gone = (make_agent(tenant.api, name)["id"] for name in ("Support bot", "Gone bot"))
+    with tenant.scope():
+        first = factories.endpoint(url="http://127.0.0.1:9/first")
+        old = factories.delivery(first, agent_id=bot, at=utcnow() - timedelta(minutes=10)).id
+        db.session.commit()
+    tenant.api.delete(f"/api/v1/agents/{gone}")
+
+    def row(body: str, delivery_id: str) -> str:
+        return re.search(rf'<tr id="{delivery_id}".*?</tr>', body, re.S).group()
+
+    page = owner.get("/deliveries").get_data(as_text=True)
+    assert "http://127.0.0.1:9/first" in row(page, old) and "Support bot" in row(page, old)
+    with tenant.scope():
+        second = factories.endpoint(url="http://127.0.0.1:9/second")
+        added = factories.delivery(second, agent_id=gone, status="pending").id
+        db.session.commit()
+    response, body, _ = poll(owner, poll_url(page))
+    # The new row names its own endpoint, and the deleted agent by its id.
+    assert "http://127.0.0.1:9/second" in row(body, added) and f">{gone}</td>" in row(body, added)
 
 
 def test_the_poll_keeps_the_filters(tenant, owner):

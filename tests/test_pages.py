@@ -297,7 +297,7 @@ def test_edit_subscriptions_disable_and_enable_an_endpoint(user):
     assert response.request.path == f"/endpoints/{endpoint_id}" and "Endpoint saved." in body
     assert "http://127.0.0.1:9/other" in body and "<code>error.occurred</code>" in body and "Sales bot" in body
     assert "disabled" in body and "Disabled by a user." in body
-    assert "Disabled by a user." in text(user.get("/endpoints"))
+    assert "Disabled by a user." in text(user.get("/endpoints")) and "Sales bot" in text(user.get("/endpoints"))
 
     response = post(user, f"/endpoints/{endpoint_id}/enable")
     assert "Endpoint enabled" in text(response) and "Disabled by a user." not in text(response)

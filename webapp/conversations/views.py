@@ -34,5 +34,5 @@ def timeline():
     return render_template(
         "conversations/timeline.html", events=rows, deliveries=deliveries, truncated=truncated,
         limit=events.TIMELINE_LIMIT, conversation_id=conversation_id, run_id=run_id, keys=keys,
-        ids={event.id for event in rows}, agent_names={a.id: a.name for a in agents.all_agents()},
-        endpoint_urls={e.id: e.url for e in endpoints.all_endpoints()})
+        ids={event.id for event in rows}, agent_names=agents.names_of(event.agent_id for event in rows),
+        endpoint_urls=endpoints.urls_of(d.endpoint_id for sent in deliveries.values() for d in sent))

@@ -20,10 +20,11 @@ LOG_TARGET = "delivery-log"  # the block that holds the live indicator, the tabl
 DETAIL_TARGET = "delivery-state"  # the block of the detail page that refreshes while the delivery is under way
 
 
-def _names() -> dict:
-    """What a row shows beside the delivery: its endpoint's URL and its agent's name (two small queries)."""
-    return {"endpoint_urls": {e.id: e.url for e in endpoints.all_endpoints()},
-            "agent_names": {a.id: a.name for a in agents.all_agents()}}
+def _names(rows) -> dict:
+    """What the rows show beside each delivery: its endpoint's URL and its agent's name (two small queries, of
+    these rows' endpoints and agents only: the live log asks again on every poll that finds a change)."""
+    return {"endpoint_urls": endpoints.urls_of(row.endpoint_id for row in rows),
+            "agent_names": agents.names_of(row.agent_id for row in rows)}
 
 
 def _filters() -> dict:
@@ -48,7 +49,7 @@ def _log(filters: dict, cursor: str | None):
         poll_url = _url(**filters, since=state.encode())
     context = dict(rows=rows, filters=filters, error=error, poll_url=poll_url,
                    older_url=_url(**filters, cursor=next_cursor) if next_cursor else None,
-                   newest_url=_url(**filters) if cursor else None, **_names())
+                   newest_url=_url(**filters) if cursor else None, **_names(rows))
     return context, 422 if error else 200
 
 
@@ -90,7 +91,7 @@ def _poll(filters: dict, token: str):
             "HX-Retarget": f"#{LOG_TARGET}", "HX-Reswap": "outerHTML"}
     return render_template("deliveries/_delta.html", delta=delta, status_filter=filters["status"],
                            poll_url=_url(**filters, since=delta.state.encode()),
-                           **(_names() if not delta.empty else {}))
+                           **(_names(delta.new + delta.changed) if not delta.empty else {}))
 
 
 def _version(delivery: Delivery) -> str:
@@ -108,7 +109,7 @@ def detail(delivery_id):
         return render_template("deliveries/_state.html", delivery=delivery, version=_version(delivery))
     payload = json.dumps(delivery.event.payload, indent=2, ensure_ascii=False)
     return render_template("deliveries/detail.html", delivery=delivery, payload=payload, version=_version(delivery),
-                           agent_names={a.id: a.name for a in agents.all_agents()})
+                           agent_names=agents.names_of([delivery.agent_id]))
 
 
 @bp.post("/deliveries/<delivery_id>/resend")
@@ -120,7 +121,7 @@ def resend(delivery_id):
         headers = toast("Resend queued: a new attempt starts at once.")
         if request.htmx.target == DETAIL_TARGET:
             return render_template("deliveries/_state.html", delivery=delivery, version=_version(delivery)), 200, headers
-        return render_template("deliveries/_row.html", row=delivery, **_names()), 200, headers
+        return render_template("deliveries/_row.html", row=delivery, **_names([delivery])), 200, headers
     flash("Resend queued: a new attempt starts at once.", "success")
     return redirect(url_for("deliveries.detail", delivery_id=delivery.id))
 

@@ -34,7 +34,7 @@ def _detail(endpoint: Endpoint, secret: str | None = None) -> str:
                            health=stats.endpoint_health(now, [endpoint.id]).get(endpoint.id, stats.Health()),
                            overlap_until=overlap_until, recover_form=RecoverForm(),
                            recover_rate=deliveries.recover_rate(endpoint),
-                           agent_names={agent.id: agent.name for agent in agents.all_agents()})
+                           agent_names=agents.names_of(endpoint.agent_ids or []))
 
 
 @bp.get("/endpoints")
@@ -52,7 +52,7 @@ def index():
         return redirect(url_for("endpoints.index"))
     return render_template(
         "endpoints/list.html", endpoints=rows, health=stats.endpoint_health(endpoint_ids=[e.id for e in rows]),
-        empty_health=stats.Health(), agent_names={agent.id: agent.name for agent in agents.all_agents()},
+        empty_health=stats.Health(), agent_names=agents.names_of(a for e in rows for a in e.agent_ids or []),
         older_url=url_for("endpoints.index", cursor=next_cursor) if next_cursor else None,
         newest_url=url_for("endpoints.index") if cursor else None)
 

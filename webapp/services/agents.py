@@ -94,6 +94,13 @@ def agents_by_name(cursor: str | None = None, limit: int = 100) -> tuple[list[Ag
     return rows[:limit], encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
 
 
+def names_of(agent_ids) -> dict[str, str]:
+    """The names of these of the tenant's agents, by id (a deleted agent's id is left out): what a page that
+    names the agents of its rows needs, without loading every agent."""
+    ids = {agent_id for agent_id in agent_ids if agent_id and isinstance(agent_id, str)}
+    return dict(db.session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids))).all()) if ids else {}
+
+
 def agents_named_by(agent_ids) -> list[Agent]:
     """These of the tenant's agents, in name order."""
     return list(db.session.scalars(select(Agent).where(Agent.id.in_(list(agent_ids))).order_by(Agent.name)))

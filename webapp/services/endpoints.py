@@ -161,6 +161,12 @@ def list_endpoints(cursor: str | None = None, limit: int = 100):
     return page(select(Endpoint), Endpoint, cursor, limit)
 
 
+def urls_of(endpoint_ids) -> dict[str, str]:
+    """The URLs of these of the tenant's endpoints, by id (a deleted endpoint's id is left out)."""
+    ids = set(endpoint_ids)
+    return dict(db.session.execute(select(Endpoint.id, Endpoint.url).where(Endpoint.id.in_(ids))).all()) if ids else {}
+
+
 def all_endpoints() -> list[Endpoint]:
     return list(db.session.scalars(select(Endpoint).order_by(Endpoint.id.desc())))
 
