@@ -156,6 +156,13 @@ def test_the_overview_lists_the_health_of_the_ten_busiest_endpoints_of_many(tena
     assert "/endpoints" in table and "All endpoints" in table
 
 
+def two_pages(client, path: str, next_label: str) -> tuple[str, str, str]:
+    """A paged list's first page, the URL of its link to the next (labelled ``next_label``), and that page."""
+    first = client.get(path).get_data(as_text=True)
+    following = html.unescape(re.search(rf'href="([^"]+)">{next_label}</a>', first).group(1))
+    return first, following, client.get(following).get_data(as_text=True)
+
+
 def test_the_endpoint_list_pages_through_many_endpoints_newest_first(tenant, client):
     with tenant.scope():
         made = [factories.endpoint(url=f"http://127.0.0.1:9/customer-{n}") for n in range(105)]
@@ -169,10 +176,8 @@ def test_the_endpoint_list_pages_through_many_endpoints_newest_first(tenant, cli
     def listed(page: str) -> list[str]:
         return re.findall(r"http://127\.0\.0\.1:9/customer-(\d+)</a>", page)
 
-    first = client.get("/endpoints").get_data(as_text=True)
+    first, _, second = two_pages(client, "/endpoints", "Older")
     assert listed(first) == newest_first[:100] and ">Newest</a>" not in first
-    older = html.unescape(re.search(r'href="([^"]+)">Older</a>', first).group(1))
-    second = client.get(older).get_data(as_text=True)
     assert listed(second) == newest_first[100:] and ">Older</a>" not in second
     assert 'href="/endpoints">Newest</a>' in second
     # The oldest endpoint's health is on its page.
@@ -221,10 +226,8 @@ def test_the_agent_list_pages_through_many_agents_by_name(tenant, client):
     def listed(page: str) -> list[str]:
         return re.findall(r">(customer-\d+)</a>", page)
 
-    first = client.get("/agents").get_data(as_text=True)
+    first, following, second = two_pages(client, "/agents", "Next")
     assert listed(first) == names[:100] and ">First</a>" not in first
-    following = html.unescape(re.search(r'href="([^"]+)">Next</a>', first).group(1))
-    second = client.get(following).get_data(as_text=True)
     assert listed(second) == names[100:] and ">Next</a>" not in second
     assert 'href="/agents">First</a>' in second
     # The next page's cursor is the last agent of the page before: once it is deleted, the link says so.
