@@ -32,7 +32,7 @@ def index():
         return redirect(url_for("agents.index"))
     throttled = budget.throttled_last_hour(current_tenant_id())
     return render_template("agents/list.html", agents=rows, activity=activity.of_agents([a.id for a in rows]),
-                           throttled=throttled, throttled_agents=agents.agents_named_by(throttled),
+                           throttled=throttled, throttled_agents=agents.get_agents(throttled),
                            first_url=url_for("agents.index") if cursor else None,
                            next_url=url_for("agents.index", cursor=next_cursor) if next_cursor else None)
 

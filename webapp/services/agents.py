@@ -101,7 +101,7 @@ def names_of(agent_ids) -> dict[str, str]:
     return dict(db.session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids))).all()) if ids else {}
 
 
-def agents_named_by(agent_ids) -> list[Agent]:
-    """These of the tenant's agents, in name order."""
+def get_agents(agent_ids) -> list[Agent]:
+    """These of the tenant's agents, in name order (a deleted agent's id is left out)."""
     return list(db.session.scalars(select(Agent).where(Agent.id.in_(list(agent_ids))).order_by(Agent.name)))
 
