@@ -7,7 +7,7 @@ from ..extensions import db
 from ..models import Agent
 from . import audit
 from .common import ValidationError, decode_cursor, encode_cursor, get_owned, page, text_field
-from .endpoints import forget_subscription
+from .endpoints import forget_subscription, naming_agent
 
 
 def _fields(data: dict, partial: bool) -> dict:
@@ -59,7 +59,7 @@ def update_agent(agent_id: str, data: dict) -> Agent:
 def delete_agent(agent_id: str) -> None:
     """Delete the agent; endpoints that filtered on it stop naming it. Its past events stay."""
     agent = get_owned(Agent, agent_id)
-    forget_subscription("agent_ids", agent.id, f"the agent {agent.name!r}")
+    forget_subscription("agent_ids", agent.id, f"the agent {agent.name!r}", naming_agent(agent.id))
     audit.record("agent.deleted", "agent", agent.id, name=agent.name)
     db.session.delete(agent)
     db.session.flush()

@@ -10,7 +10,7 @@ from .. import destinations
 from ..catalogue import BUILT_IN, TEST_EVENT_TYPE
 from ..crypto import decrypt, encrypt, new_signing_secret
 from ..extensions import db
-from ..models import FAILED, PENDING, RETRYING, Agent, Delivery, Endpoint, utcnow
+from ..models import FAILED, PENDING, RETRYING, Agent, Delivery, Endpoint, EndpointAgent, utcnow
 from . import audit, tallies
 from .common import ValidationError, get_owned, page, text_field
 from .event_types import custom_types
@@ -127,13 +127,13 @@ def disable(endpoint: Endpoint, reason: str) -> None:
     )
 
 
-def forget_subscription(field: str, value: str, what: str) -> None:
-    """Drop a deleted agent or custom type from every endpoint's filter.
+def forget_subscription(field: str, value: str, what: str, endpoints: list[Endpoint] | None = None) -> None:
+    """Drop a deleted agent or custom type from the filters of ``endpoints`` (default: every endpoint).
 
     An endpoint whose filter named only that one would otherwise widen to "all" silently;
     it is disabled instead, with the reason shown.
     """
-    for endpoint in all_endpoints():
+    for endpoint in all_endpoints() if endpoints is None else endpoints:
         values = getattr(endpoint, field) or []
         if value in values:
             remaining = [v for v in values if v != value]
@@ -165,6 +165,12 @@ def urls_of(endpoint_ids) -> dict[str, str]:
     """The URLs of these of the tenant's endpoints, by id (a deleted endpoint's id is left out)."""
     ids = set(endpoint_ids)
     return dict(db.session.execute(select(Endpoint.id, Endpoint.url).where(Endpoint.id.in_(ids))).all()) if ids else {}
+
+
+def naming_agent(agent_id: str) -> list[Endpoint]:
+    """The endpoints whose agent filter names this agent, by endpoint_agents' key, not by reading them all."""
+    naming = select(EndpointAgent.endpoint_id).where(EndpointAgent.agent_id == agent_id)
+    return list(db.session.scalars(select(Endpoint).where(Endpoint.id.in_(naming))))
 
 
 def all_endpoints() -> list[Endpoint]:
