@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
+from ..dashboard.paging import keyset_page
 from ..dashboard.toast import toast
 from ..extensions import db
 from ..services import activity, agents, budget
@@ -22,19 +23,13 @@ PAGE_SIZE = 100  # agents a page of the list: a tenant with an agent per custome
 def index():
     """List the agents in name order, a page at a time, with how many events each sent in the last 24 hours
     and when its last came; warn about every agent throttled in the last hour, on whichever page it is."""
-    cursor = request.args.get("cursor") or None
-    try:
-        rows, next_cursor = agents.agents_by_name(cursor, limit=PAGE_SIZE)
-    except ValidationError:
-        rows = []
-    if cursor and not rows:  # a page whose agent was deleted since, or a cursor not of ours
-        flash("That page of agents does not exist: here is the first.", "error")
-        return redirect(url_for("agents.index"))
+    page = keyset_page(agents.agents_by_name, "agents.index", PAGE_SIZE,
+                       "That page of agents does not exist: here is the first.")
     throttled = budget.throttled_last_hour(current_tenant_id())
-    return render_template("agents/list.html", agents=rows, activity=activity.of_agents([a.id for a in rows]),
+    return render_template("agents/list.html", agents=page.rows,
+                           activity=activity.of_agents([a.id for a in page.rows]),
                            throttled=throttled, throttled_agents=agents.get_agents(throttled),
-                           first_url=url_for("agents.index") if cursor else None,
-                           next_url=url_for("agents.index", cursor=next_cursor) if next_cursor else None)
+                           first_url=page.first_url, next_url=page.next_url)
 
 
 @bp.route("/agents/new", methods=["GET", "POST"])

@@ -7,6 +7,7 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_login import login_required
 
 from ..auth.session import recent_login_required
+from ..dashboard.paging import keyset_page
 from ..roles import requires
 from ..extensions import db
 from ..models import Endpoint, utcnow
@@ -42,19 +43,13 @@ def _detail(endpoint: Endpoint, secret: str | None = None) -> str:
 def index():
     """List the endpoints, newest first, a page at a time, with their health: last delivery, success rate and
     p95 over the last 24 h."""
-    cursor = request.args.get("cursor") or None
-    try:
-        rows, next_cursor = endpoints.list_endpoints(cursor, limit=PAGE_SIZE)
-    except ValidationError:
-        rows = []
-    if cursor and not rows:  # a page past the oldest endpoint (deleted since), or not one of ours
-        flash("That page of endpoints does not exist: here are the newest.", "error")
-        return redirect(url_for("endpoints.index"))
+    page = keyset_page(endpoints.list_endpoints, "endpoints.index", PAGE_SIZE,
+                       "That page of endpoints does not exist: here are the newest.")
+    rows = page.rows
     return render_template(
         "endpoints/list.html", endpoints=rows, health=stats.endpoint_health(endpoint_ids=[e.id for e in rows]),
         empty_health=stats.Health(), agent_names=agents.names_of(a for e in rows for a in e.agent_ids or []),
-        older_url=url_for("endpoints.index", cursor=next_cursor) if next_cursor else None,
-        newest_url=url_for("endpoints.index") if cursor else None)
+        older_url=page.next_url, newest_url=page.first_url)
 
 
 @bp.route("/endpoints/new", methods=["GET", "POST"])

@@ -104,4 +104,3 @@ def names_of(agent_ids) -> dict[str, str]:
 def get_agents(agent_ids) -> list[Agent]:
     """These of the tenant's agents, in name order (a deleted agent's id is left out)."""
     return list(db.session.scalars(select(Agent).where(Agent.id.in_(list(agent_ids))).order_by(Agent.name)))
-
