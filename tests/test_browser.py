@@ -21,8 +21,10 @@ from sqlalchemy import update
 from werkzeug.serving import make_server
 
 from webapp import create_app
+from webapp.dashboard.pickers import INLINE_MAX
 from webapp.extensions import db
 from webapp.models import Delivery, utcnow
+from webapp.services.agents import create_agent
 from webapp.services.endpoints import get_endpoint
 from webapp.services.tenants import find_user_by_email
 from webapp.tenancy import tenant_scope
@@ -268,3 +270,39 @@ def test_the_live_log_slots_a_late_row_in_order_and_leaves_unchanged_rows_alone(
         pass
     expect(page.locator(f"#{late} .status")).to_have_text("failed")
     assert page.evaluate("id => document.getElementById(id).dataset.mark", late) == "same element"
+
+
+def test_the_delivery_log_filters_by_one_of_many_agents_typed_or_picked(page, app):
+    """Beyond pickers.INLINE_MAX agents the agent filter is a search box: typing fills its suggestions; picking
+    one (its id) or typing a whole name and pressing Enter shows that agent's deliveries."""
+    Dashboard(page).sign_up()
+    with app.app_context():
+        tenant_id = find_user_by_email("ada@example.com").tenant_id
+    with app.app_context(), tenant_scope(tenant_id):
+        made = {n: create_agent({"name": f"customer-{n:03}"}).id for n in range(INLINE_MAX + 1)}
+        endpoint = factories.endpoint()
+        for n in (42, 43, 43):
+            factories.delivery(endpoint, agent_id=made[n])
+        db.session.commit()
+    page.goto("/deliveries")
+    box = page.get_by_role("combobox", name="Agent")
+    rows = page.locator("#delivery-rows > tr[id^=dlv_]")
+    expect(rows).to_have_count(3)
+
+    box.fill("customer-04")
+    suggestions = page.locator("#agent_id-suggestions option")
+    expect(suggestions).to_have_count(10, timeout=TIMEOUT)
+    picked = page.locator("#agent_id-suggestions option", has_text="customer-042")
+    expect(picked).to_have_attribute("value", made[42])
+    box.fill(picked.get_attribute("value"))  # what choosing it in the browser's list puts in the box
+    box.press("Enter")
+    expect(page).to_have_url(re.compile(rf"agent_id={made[42]}"))
+    expect(rows).to_have_count(1)
+    expect(page.locator("#agent_id-chosen")).to_have_text("customer-042")
+
+    box.fill("Customer-043")
+    box.press("Enter")
+    expect(page).to_have_url(re.compile(rf"agent_id={made[43]}"))
+    expect(rows).to_have_count(2)
+    expect(page.locator("#agent_id-chosen")).to_have_text("customer-043")
+    # (A name that several agents share answers 422 with a message: tests/test_pickers.py.)

@@ -103,10 +103,11 @@ def register_blueprints(app: Flask) -> None:
     # Agent-native pages: conversation timelines, event schemas, and the agents pages' budget warnings.
     from .budgets.views import bp as budgets_bp
     from .conversations.views import bp as conversations_bp
+    from .dashboard.pickers import bp as pickers_bp
     from .schemas.views import bp as schemas_bp
     from .team.views import bp as team_bp
 
-    for blueprint in (conversations_bp, schemas_bp, budgets_bp, team_bp):
+    for blueprint in (conversations_bp, schemas_bp, budgets_bp, team_bp, pickers_bp):
         app.register_blueprint(blueprint)
 
 

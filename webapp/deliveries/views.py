@@ -6,9 +6,10 @@ import json
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
+from ..dashboard.pickers import picker
 from ..dashboard.toast import toast
 from ..models import DELIVERY_STATUSES, Delivery, utcnow
-from ..services import agents, deliveries, endpoints, event_types
+from ..services import agents, choices, deliveries, endpoints, event_types
 from ..services.common import ValidationError
 from . import live
 
@@ -31,18 +32,31 @@ def _filters() -> dict:
     return {name: request.args.get(name) or None for name in FILTERS}
 
 
+def _resolve(filters: dict) -> str | None:
+    """Turn a name or URL typed in the endpoint or agent filter into its id, in ``filters``; the error if one
+    names no endpoint or agent, or several."""
+    try:
+        for name, kind in (("endpoint_id", choices.ENDPOINTS), ("agent_id", choices.AGENTS)):
+            filters[name] = choices.resolve(kind, filters[name], name)
+    except ValidationError as exc:
+        return exc.message
+    return None
+
+
 def _url(**params) -> str:
     return url_for("deliveries.index", **{k: v for k, v in params.items() if v})
 
 
-def _log(filters: dict, cursor: str | None):
-    """The log's block: one page of rows, the pager and, on the newest page, the live poller."""
+def _log(filters: dict, cursor: str | None, error: str | None = None):
+    """The log's block: one page of rows, the pager and, on the newest page, the live poller. With ``error``
+    (a filter that names nothing), no rows but the error."""
     rendered_at = utcnow()
-    error = None
+    rows, next_cursor = [], None
     try:
-        rows, next_cursor = deliveries.list_deliveries(**filters, cursor=cursor, limit=PAGE_SIZE)
+        if error is None:
+            rows, next_cursor = deliveries.list_deliveries(**filters, cursor=cursor, limit=PAGE_SIZE)
     except ValidationError as exc:
-        rows, next_cursor, error = [], None, f"{exc.field.replace('_', ' ').capitalize()} {exc.message}."
+        error = f"{exc.field.replace('_', ' ').capitalize()} {exc.message}."
     poll_url = None
     if cursor is None and error is None:  # only the newest page gains rows
         state = live.LiveState.for_page(rows, next_cursor is not None, rendered_at)
@@ -61,10 +75,15 @@ def index():
     since = request.args.get("since")
     if since and request.htmx:
         return _poll(filters, since)
-    context, status = _log(filters, request.args.get("cursor") or None)
+    typed = dict(filters)
+    error = _resolve(filters)
+    if error is None and filters != typed:
+        return redirect(_url(**filters))  # a name was typed: the address names the id, as the log's links do
+    context, status = _log(filters, request.args.get("cursor") or None, error)
     return render_template(
-        "deliveries/list.html", statuses=DELIVERY_STATUSES, endpoints=endpoints.all_endpoints(),
-        agents=agents.all_agents(), types=[t["name"] for t in event_types.all_types()], **context), status
+        "deliveries/list.html", statuses=DELIVERY_STATUSES, types=[t["name"] for t in event_types.all_types()],
+        endpoint_picker=picker("endpoints", "endpoint_id", filters["endpoint_id"]),
+        agent_picker=picker("agents", "agent_id", filters["agent_id"]), **context), status
 
 
 def _poll(filters: dict, token: str):
