@@ -306,3 +306,42 @@ def test_the_delivery_log_filters_by_one_of_many_agents_typed_or_picked(page, ap
     expect(rows).to_have_count(2)
     expect(page.locator("#agent_id-chosen")).to_have_text("customer-043")
     # (A name that several agents share answers 422 with a message: tests/test_pickers.py.)
+
+
+def test_an_endpoint_filters_on_some_of_many_agents_added_by_name(page, app):
+    """Beyond pickers.INLINE_MAX agents the endpoint form lists only the ticked ones: Add ticks the one typed,
+    in place (htmx), or says why it cannot; Save keeps the ticked ones."""
+    dashboard = Dashboard(page)
+    dashboard.sign_up()
+    with app.app_context():
+        tenant_id = find_user_by_email("ada@example.com").tenant_id
+    with app.app_context(), tenant_scope(tenant_id):
+        made = {n: create_agent({"name": f"customer-{n:03}"}).id for n in range(INLINE_MAX + 1)}
+        db.session.commit()
+    page.goto("/endpoints/new")
+    page.get_by_label("URL").fill("http://127.0.0.1:9/crm")
+    box, add = page.get_by_role("combobox", name="Add an agent"), page.get_by_role("button", name="Add")
+    agents = page.get_by_role("group", name="Agents").get_by_role("checkbox")
+    expect(agents).to_have_count(0)
+
+    box.fill("customer-04")
+    expect(page.locator("#add_agent-suggestions option")).to_have_count(10, timeout=TIMEOUT)
+    add.click()
+    expect(page.get_by_role("alert")).to_contain_text("10 agents' names contain 'customer-04'")
+    expect(agents).to_have_count(0)
+
+    page.get_by_role("combobox", name="Add an agent").fill("customer-042")
+    page.get_by_role("button", name="Add").click()
+    expect(agents).to_have_count(1)
+    expect(page.get_by_role("checkbox", name="customer-042")).to_be_checked()
+    expect(page.get_by_role("alert")).to_have_count(0)
+    expect(page.get_by_role("combobox", name="Add an agent")).to_have_value("")
+    page.get_by_role("combobox", name="Add an agent").fill(made[7])  # an id, as a suggestion puts it
+    page.get_by_role("button", name="Add").click()
+    expect(page.get_by_role("checkbox", name="customer-007")).to_be_checked()
+
+    page.get_by_role("button", name="Save endpoint").click()
+    expect(page.locator(".flash-success")).to_contain_text("Endpoint created")
+    with app.app_context(), tenant_scope(tenant_id):
+        endpoint_id = page.url.rsplit("/", 1)[1]
+        assert get_endpoint(endpoint_id).agent_ids == [made[42], made[7]]

@@ -14,6 +14,7 @@ from webapp.models import ApiKey
 from webapp.services import choices
 from webapp.services.agents import create_agent, delete_agent
 from webapp.services.common import ValidationError
+from webapp.services.endpoints import get_endpoint
 
 from . import factories
 from .helpers import csrf_token, login
@@ -156,3 +157,58 @@ def test_a_key_for_one_of_many_agents_is_made_by_typing_its_name(tenant, client)
             made["customer-017"]]
     # No agent: a tenant key, as with the list.
     assert create("").status_code == 200
+
+
+def endpoint_form(client, path: str, **fields):
+    token = csrf_token(client.get(path).get_data(as_text=True))
+    return client.post(path, data={"csrf_token": token, "url": "http://127.0.0.1:9/crm", **fields})
+
+
+def agent_filter(tenant, endpoint_id: str) -> list[str]:
+    with tenant.scope():
+        return get_endpoint(endpoint_id).agent_ids
+
+
+def test_an_endpoint_takes_some_of_many_agents_ticked_and_added_by_name(tenant, client):
+    made = make_agents(tenant, customers())
+    login(client, "owner1@example.com")
+    page = client.get("/endpoints/new").get_data(as_text=True)
+    assert 'name="agent_ids"' not in page and 'list="add_agent-suggestions"' in page  # none listed, none ticked
+
+    # Saving adds the agent typed in the box (Enter in it saves; so does the form without JavaScript).
+    response = endpoint_form(client, "/endpoints/new", add_agent="customer-017")
+    assert response.status_code == 302
+    endpoint_id = response.location.rsplit("/", 1)[1]
+    assert agent_filter(tenant, endpoint_id) == [made["customer-017"]]
+
+    # The edit form lists the ticked agent by name; ticked ones stay, a typed one joins them, unticking drops.
+    edit = f"/endpoints/{endpoint_id}/edit"
+    page = client.get(edit).get_data(as_text=True)
+    assert re.findall(r'<input checked id="agent_ids-0" name="agent_ids" type="checkbox" value="(\w+)"> '
+                      r'<label for="agent_ids-0">([\w-]+)</label>', page) == [(made["customer-017"], "customer-017")]
+    assert endpoint_form(client, edit, agent_ids=[made["customer-017"]], add_agent="Customer-100").status_code == 302
+    assert agent_filter(tenant, endpoint_id) == [made["customer-017"], made["customer-100"]]
+    assert endpoint_form(client, edit, agent_ids=[made["customer-100"]]).status_code == 302
+    assert agent_filter(tenant, endpoint_id) == [made["customer-100"]]
+
+    # A name that stands for several agents, or an id that is not an agent of ours, is refused and kept.
+    for typed, message in (("customer-01", "10 agents' names contain 'customer-01'"),
+                           ("agt_nobody", "No agent of yours has the id 'agt_nobody'.")):
+        response = endpoint_form(client, edit, agent_ids=[made["customer-100"]], add_agent=typed)
+        page = unescape(response.get_data(as_text=True))
+        assert response.status_code == 422 and message in page and f'value="{typed}"' in page
+        assert agent_filter(tenant, endpoint_id) == [made["customer-100"]]
+
+
+def test_the_add_button_answers_the_ticked_box_of_the_typed_agent(tenant, client):
+    made = make_agents(tenant, [*customers(), "<b>bold</b>"])
+    login(client, "owner1@example.com")
+    answer = client.get("/choices/agents/tick?add_agent=%3Cb%3E").get_data(as_text=True)
+    bold = made["<b>bold</b>"]
+    assert (f'<li><input checked id="agent_ids-{bold}" name="agent_ids" type="checkbox" value="{bold}"> '
+            f'<label for="agent_ids-{bold}">&lt;b&gt;bold&lt;/b&gt;</label></li>') in answer
+    assert 'id="add_agent-picker" hx-swap-oob="true"' in answer and 'value=""' in answer  # the box, emptied
+    # Ticked already: nothing more to tick. Several: the error, with what was typed.
+    assert "<li>" not in client.get(f"/choices/agents/tick?add_agent=%3Cb%3E&agent_ids={bold}").get_data(as_text=True)
+    answer = unescape(client.get("/choices/agents/tick?add_agent=customer-05").get_data(as_text=True))
+    assert "<li>" not in answer and "10 agents' names contain 'customer-05'" in answer and 'value="customer-05"' in answer

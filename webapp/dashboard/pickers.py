@@ -12,6 +12,7 @@ from flask import Blueprint, render_template, request
 from flask_login import login_required
 
 from ..services import choices
+from ..services.common import ValidationError
 
 INLINE_MAX = 100
 
@@ -52,3 +53,21 @@ def agents():
 @login_required
 def endpoints():
     return _suggestions("endpoints")
+
+
+@bp.get("/choices/agents/tick")
+@login_required
+def tick_agent():
+    """The Add button of an endpoint's agent filter beyond INLINE_MAX agents (htmx): the ticked box of the agent
+    typed in ``add_agent`` (none if it is ticked already: ``agent_ids``), and the Add block again."""
+    typed = request.args.get("add_agent", "")[:2048]
+    agent, error = None, None
+    try:
+        agent_id = choices.resolve(choices.AGENTS, typed, "add_agent", existing=True)
+    except ValidationError as exc:
+        error = exc.message
+    else:
+        if agent_id and agent_id not in request.args.getlist("agent_ids"):
+            agent = choices.Choice(agent_id, choices.label_of(choices.AGENTS, agent_id))
+    return render_template("pickers/_tick.html", agent=agent, add_error=error,
+                           agent_picker=picker("agents", "add_agent", typed if error else ""))

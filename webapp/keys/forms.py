@@ -33,6 +33,7 @@ class KeyForm(ServiceForm):
     def payload(self) -> dict:
         """The fields as the API keys service takes them."""
         days = self.expires_in.data
-        return {"name": self.name.data or "", "agent_id": choices.resolve(choices.AGENTS, self.agent_id.data, "agent_id"),
+        agent_id = choices.resolve(choices.AGENTS, self.agent_id.data, "agent_id", existing=True)
+        return {"name": self.name.data or "", "agent_id": agent_id,
                 "event_types": list(self.event_types.data or []),
                 "expires_at": utcnow() + timedelta(days=int(days)) if days else None}

@@ -70,10 +70,10 @@ def label_of(kind: Kind, choice_id: str | None) -> str | None:
     return rows[0].label if rows else None
 
 
-def resolve(kind: Kind, text: str | None, field: str) -> str | None:
+def resolve(kind: Kind, text: str | None, field: str, *, existing: bool = False) -> str | None:
     """The id that what was typed stands for: an id of the tenant's, or the label of exactly one (ignoring case),
     or what contains it if only one does. Text shaped like an id that is none of the tenant's stands as typed
-    (the deliveries of a deleted agent keep its id).
+    (the deliveries of a deleted agent keep its id), unless ``existing`` asks for one that exists.
 
     Raises:
         ValidationError: naming ``field``, when no choice or several match; the message says which.
@@ -87,6 +87,8 @@ def resolve(kind: Kind, text: str | None, field: str) -> str | None:
         return matches[0].id
     if not matches:
         if text.startswith(kind.id_prefix):
+            if existing:
+                raise ValidationError(field, f"No {kind.noun} of yours has the id {text!r}.")
             return text
         raise ValidationError(field, f"No {kind.noun}'s {kind.label_noun} contains {text!r}.")
     many = f"More than {SUGGESTIONS}" if len(matches) > SUGGESTIONS else str(len(matches))
