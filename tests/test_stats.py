@@ -66,12 +66,11 @@ def test_the_last_delivery_skips_pending_ones_and_failing_endpoints_are_found(te
         factories.delivery(retrying, status="retrying", at=now, attempts=[(503, 5)])
         disable(off, "Disabled by a user.")
         db.session.commit()
-        endpoints = [healthy, broken, retrying, off]
         health = stats.endpoint_health(now)
-        failing = [e.id for e in stats.failing_endpoints(endpoints, health)]
+        failing = [e.id for e in stats.failing_endpoints(health)]
         assert health[healthy.id].last_status == "succeeded" and health[healthy.id].last_response_status == 200
         assert health[broken.id].last_status == "failed" and health[broken.id].last_error == "connection refused"
-        assert failing == [broken.id, retrying.id, off.id]
+        assert failing == [off.id, retrying.id, broken.id]  # newest first
 
 
 def test_deliveries_per_hour_by_status(tenant):
@@ -154,6 +153,16 @@ def test_the_overview_lists_the_health_of_the_ten_busiest_endpoints_of_many(tena
     shown = re.findall(r"http://127\.0\.0\.1:9/customer-(\d+)</a>", table)
     assert shown == [str(n) for n in range(11, 1, -1)]  # busiest first; 0 and 1 are left to the endpoint list
     assert "/endpoints" in table and "All endpoints" in table
+
+
+def test_the_busiest_are_filled_up_with_the_newest_when_few_endpoints_had_attempts(tenant):
+    with tenant.scope():
+        made = [factories.endpoint(url=f"http://127.0.0.1:9/customer-{n}") for n in range(12)]
+        factories.delivery(made[3], attempts=[(200, 10)] * 2)
+        factories.delivery(made[5], attempts=[(500, 10)] * 3)
+        db.session.commit()
+        shown = [e.url.rsplit("-", 1)[1] for e in stats.busiest(stats.endpoint_health())]
+    assert shown == ["5", "3", "11", "10", "9", "8", "7", "6", "4", "2"]
 
 
 def two_pages(client, path: str, next_label: str) -> tuple[str, str, str]:

@@ -24,17 +24,15 @@ def api_base_url() -> str:
 def overview():
     """Show the last 24 hours of deliveries, each endpoint's health, and the first-event walkthrough."""
     now = utcnow()
-    agent_list = agents.all_agents()
-    endpoint_list = endpoints.all_endpoints()
     health = stats.endpoint_health(now)
     chart = stacked_bars(stats.hourly_deliveries(now))
     attempts = sum(h.attempts for h in health.values())
     successes = sum(h.successes for h in health.values())
     return render_template(
-        "dashboard/overview.html", tenant=current_user.tenant, agents=agent_list, endpoints=endpoint_list,
-        health=health, busiest=stats.busiest(endpoint_list, health), chart=chart,
-        failing=stats.failing_endpoints(endpoint_list, health),
+        "dashboard/overview.html", tenant=current_user.tenant, agent_count=agents.count(),
+        endpoint_count=endpoints.count(), health=health, busiest=stats.busiest(health), chart=chart,
+        failing=stats.failing_endpoints(health),
         attempts=attempts, success_rate=successes / attempts if attempts else None,
         live_keys=sum(1 for k in api_keys.list_keys() if k.revoked_at is None),
-        has_events=stats.has_events(), first_agent=agent_list[0] if agent_list else None,
+        has_events=stats.has_events(), first_agent=agents.first_by_name(),
         api_url=api_base_url())

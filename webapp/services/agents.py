@@ -1,7 +1,7 @@
 """Agents: the AI agents a tenant registers; events name the agent they come from."""
 from __future__ import annotations
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 
 from ..extensions import db
 from ..models import Agent
@@ -73,8 +73,13 @@ def list_agents(cursor: str | None = None, limit: int = 100):
     return page(select(Agent), Agent, cursor, limit)
 
 
-def all_agents() -> list[Agent]:
-    return list(db.session.scalars(select(Agent).order_by(Agent.name)))
+def count() -> int:
+    return db.session.scalar(select(func.count()).select_from(Agent))
+
+
+def first_by_name() -> Agent | None:
+    """The agent the dashboard's examples name: the first in the agent list."""
+    return db.session.scalars(select(Agent).order_by(Agent.name, Agent.id).limit(1)).first()
 
 
 def agents_by_name(cursor: str | None = None, limit: int = 100) -> tuple[list[Agent], str | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from .. import destinations
 from ..catalogue import BUILT_IN, TEST_EVENT_TYPE
@@ -133,7 +133,7 @@ def forget_subscription(field: str, value: str, what: str, endpoints: list[Endpo
     An endpoint whose filter named only that one would otherwise widen to "all" silently;
     it is disabled instead, with the reason shown.
     """
-    for endpoint in all_endpoints() if endpoints is None else endpoints:
+    for endpoint in db.session.scalars(select(Endpoint)) if endpoints is None else endpoints:
         values = getattr(endpoint, field) or []
         if value in values:
             remaining = [v for v in values if v != value]
@@ -173,8 +173,8 @@ def naming_agent(agent_id: str) -> list[Endpoint]:
     return list(db.session.scalars(select(Endpoint).where(Endpoint.id.in_(naming))))
 
 
-def all_endpoints() -> list[Endpoint]:
-    return list(db.session.scalars(select(Endpoint).order_by(Endpoint.id.desc())))
+def count() -> int:
+    return db.session.scalar(select(func.count()).select_from(Endpoint))
 
 
 def current_secret(endpoint: Endpoint) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, or_, select
 
 from ..extensions import db
 from ..ids import min_id_at
@@ -168,17 +168,25 @@ def endpoint_health(now: datetime | None = None, endpoint_ids: list[str] | None 
     return health
 
 
-def failing_endpoints(endpoints: list[Endpoint], health: dict[str, Health]) -> list[Endpoint]:
-    """The endpoints that need attention: disabled ones, and those whose last delivery failed or is retrying."""
-    return [e for e in endpoints if not e.enabled or (e.id in health and health[e.id].failing)]
+def failing_endpoints(health: dict[str, Health]) -> list[Endpoint]:
+    """The endpoints that need attention, newest first: disabled ones, and those whose last delivery failed or is
+    retrying. Reads those only, not every endpoint (a tenant with an endpoint per customer's agent has many)."""
+    failing = [key for key, item in health.items() if item.failing]
+    return list(db.session.scalars(select(Endpoint).where(or_(Endpoint.enabled.is_(False), Endpoint.id.in_(failing)))
+                                   .order_by(Endpoint.id.desc())))
 
 
-def busiest(endpoints: list[Endpoint], health: dict[str, Health], limit: int = OVERVIEW_ENDPOINTS) -> list[Endpoint]:
-    """At most ``limit`` endpoints: all of them, in their order, when they fit; else those with the most attempts
-    over the window, busiest first. A tenant with an endpoint per customer's agent has hundreds."""
-    if len(endpoints) <= limit:
-        return endpoints
-    return sorted(endpoints, key=lambda e: -health[e.id].attempts if e.id in health else 0)[:limit]
+def busiest(health: dict[str, Health], limit: int = OVERVIEW_ENDPOINTS) -> list[Endpoint]:
+    """At most ``limit`` endpoints: those with the most attempts over the window, busiest first (the newest first
+    among equals), then the newest of the others if there is room. Reads those only."""
+    newest_first = sorted((key for key, item in health.items() if item.attempts), reverse=True)
+    top = sorted(newest_first, key=lambda key: -health[key].attempts)[:limit]
+    found = {endpoint.id: endpoint for endpoint in db.session.scalars(select(Endpoint).where(Endpoint.id.in_(top)))}
+    chosen = [found[key] for key in top if key in found]
+    if len(chosen) < limit:
+        chosen += db.session.scalars(select(Endpoint).where(Endpoint.id.not_in(top)).order_by(Endpoint.id.desc())
+                                     .limit(limit - len(chosen)))
+    return chosen
 
 
 def has_events() -> bool:
