@@ -663,11 +663,16 @@ def run(args, tmp: Path, stack: Stack) -> None:
             print("scale: ANALYZE (PostgreSQL), as autovacuum would after the load", flush=True)
         page = scale.log_in(base, "bench@example.com", "benchmark-pw")
         filtered = f"status=failed&endpoint_id={endpoint_ids[0]}"
+        # A filter that matches nothing reads the most without its index: a new agent, a type never sent.
+        quiet_agent = api.post(f"{base}/api/v1/agents", json={"name": "quiet"}, timeout=30).json()["id"]
         raw_ms = 1000 / ceiling
         for label, session, path in (("/deliveries first page", page, "/deliveries"),
                                      ("/deliveries filtered", page, f"/deliveries?{filtered}"),
                                      ("GET /api/v1/deliveries first page", api, "/api/v1/deliveries"),
                                      ("GET /api/v1/deliveries filtered", api, f"/api/v1/deliveries?{filtered}"),
+                                     ("/deliveries of an agent with none", page, f"/deliveries?agent_id={quiet_agent}"),
+                                     ("GET /api/v1/deliveries of a type with none", api,
+                                      "/api/v1/deliveries?event_type=conversation.ended"),
                                      # The dashboard's pages with the endpoints' 24-hour health.
                                      ("/ (overview)", page, "/"),
                                      ("/endpoints", page, "/endpoints"),

@@ -266,6 +266,9 @@ class Delivery(TenantMixin, db.Model):
         Index("ix_deliveries_tenant_id_id", "tenant_id", "id"),
         Index("ix_deliveries_tenant_status_id", "tenant_id", "status", "id"),
         Index("ix_deliveries_tenant_endpoint_id", "tenant_id", "endpoint_id", "id"),
+        # The log's other filters (migration 0012): an agent's or a type's newest, however rare.
+        Index("ix_deliveries_tenant_agent_id", "tenant_id", "agent_id", "id"),
+        Index("ix_deliveries_tenant_type_id", "tenant_id", "event_type", "id"),
         Index("ix_deliveries_due", "next_attempt_at"),  # the sweep: every tenant's due deliveries
         Index("ix_deliveries_tenant_due", "tenant_id", "next_attempt_at"),  # a drain: one tenant's
         # The live log polls for what changed since its last poll.
