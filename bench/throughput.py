@@ -678,7 +678,9 @@ def run(args, tmp: Path, stack: Stack) -> None:
                                      ("/endpoints", page, "/endpoints"),
                                      ("/endpoints/<id>", page, f"/endpoints/{endpoint_ids[0]}"),
                                      # Each agent's count of events.
-                                     ("/agents", page, "/agents")):
+                                     ("/agents", page, "/agents"),
+                                     # The latest conversations and runs (the loaded events have no run).
+                                     ("/conversations", page, "/conversations")):
             t = scale.timings(session, base + path)
             print(f"scale: {label}: p50 {t['p50']:.1f} ms, p95 {t['p95']:.1f} ms ({t['bytes'] // 1024} KiB) at "
                   f"{args.scale:,} rows; p95 = {t['p95'] / raw_ms:.1f}x one raw post", flush=True)

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from flask_login import UserMixin
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text,
-                        UniqueConstraint)
+                        UniqueConstraint, text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -200,6 +200,12 @@ class Event(TenantMixin, db.Model):
         # The timeline and GET /events filter on these, newest first or in order.
         Index("ix_events_tenant_conversation", "tenant_id", "conversation_id", "id"),
         Index("ix_events_tenant_run", "tenant_id", "run_id", "id"),
+        # The conversations page's latest conversations and runs: the newest events that have one, and no
+        # others to step over (migration 0013). Partial, so an event without one writes nothing here.
+        Index("ix_events_tenant_id_with_conversation", "tenant_id", "id",
+              sqlite_where=text("conversation_id IS NOT NULL"), postgresql_where=text("conversation_id IS NOT NULL")),
+        Index("ix_events_tenant_id_with_run", "tenant_id", "id",
+              sqlite_where=text("run_id IS NOT NULL"), postgresql_where=text("run_id IS NOT NULL")),
     )
     id: Mapped[str] = _id("evt")
     type: Mapped[str] = mapped_column(String(255))
