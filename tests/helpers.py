@@ -1,6 +1,7 @@
 """Small helpers the tests share."""
 from __future__ import annotations
 
+import html
 import re
 import time
 
@@ -105,3 +106,10 @@ def login(client, email, password="correct horse battery"):
     token = csrf_token(client.get("/login").get_data(as_text=True))
     response = client.post("/login", data={"email": email, "password": password, "csrf_token": token})
     assert response.status_code == 302, response.get_data(as_text=True)
+
+
+def two_pages(client, path: str, next_label: str) -> tuple[str, str, str]:
+    """A paged list's first page, the URL of its link to the next (labelled ``next_label``), and that page."""
+    first = client.get(path).get_data(as_text=True)
+    following = html.unescape(re.search(rf'href="([^"]+)">{next_label}</a>', first).group(1))
+    return first, following, client.get(following).get_data(as_text=True)

@@ -13,7 +13,7 @@ from webapp.models import ApiKey, utcnow
 from webapp.services import api_keys
 from webapp.services.common import ValidationError
 
-from .helpers import ApiClient, csrf_token, make_agent, make_endpoint
+from .helpers import ApiClient, csrf_token, login, make_agent, make_endpoint, two_pages
 
 API_KEY = re.compile(r"ahk_[A-Za-z0-9_-]{32,}")
 
@@ -205,3 +205,32 @@ def test_the_delivery_detail_shows_the_key_that_sent_the_event(client, signup, a
     page = client.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
     assert "key “the bot&#39;s key”" in page
     assert f'href="/conversations/timeline?conversation_id=conv-9#{accepted["id"]}"' in page
+
+
+def test_the_keys_page_pages_through_one_key_per_agent_and_the_overview_counts_the_live_ones(tenant, client):
+    """A key per agent makes a tenant with many agents one with many keys: 100 a page, newest first. The first
+    steps on the overview count only keys that still work."""
+    with tenant.scope():
+        made = [api_keys.create_key(f"key-{n:03}")[0] for n in range(105)]  # and the fixture's own, oldest
+        newest_first = [key.name for key in sorted(made, key=lambda key: key.id, reverse=True)] + ["test"]
+        db.session.commit()
+    login(client, "owner1@example.com")
+
+    def listed(page: str) -> list[str]:
+        return re.findall(r"<td>(key-\d+|test)</td>", page)
+
+    first, _, second = two_pages(client, "/keys", "Older")
+    assert listed(first) == newest_first[:100] and ">Newest</a>" not in first
+    assert listed(second) == newest_first[100:] and 'href="/keys">Newest</a>' in second
+    response = client.get("/keys?cursor=nonsense", follow_redirects=True)
+    assert response.request.path == "/keys" and "does not exist" in response.get_data(as_text=True)
+
+    def first_steps() -> str:
+        return client.get("/").get_data(as_text=True).split('id="first-event-heading"')[1]
+
+    assert "Use one of your" in first_steps()
+    with tenant.scope():
+        db.session.execute(update(ApiKey).where(ApiKey.name.like("key-%")).values(revoked_at=utcnow()))
+        db.session.execute(update(ApiKey).where(ApiKey.name == "test").values(expires_at=utcnow() - timedelta(1)))
+        db.session.commit()
+    assert "Create an API key" in first_steps() and "Use one of your" not in first_steps()

@@ -4,7 +4,6 @@ Known histories are written straight into the database (tests/factories.py), on 
 """
 from __future__ import annotations
 
-import html
 import re
 from datetime import timedelta
 
@@ -19,7 +18,7 @@ from webapp.services.agents import create_agent, delete_agent
 from webapp.services.endpoints import delete_endpoint, disable
 
 from . import factories
-from .helpers import login, make_agent, make_endpoint, send, wait_until
+from .helpers import login, make_agent, make_endpoint, send, two_pages, wait_until
 from .receiver import Reply
 
 
@@ -165,13 +164,6 @@ def test_the_busiest_are_filled_up_with_the_newest_when_few_endpoints_had_attemp
         # Ids order by creation time to the millisecond: the newest others are those with the highest ids.
         others = sorted((e.id for e in made if e not in (made[3], made[5])), reverse=True)
         assert shown == [made[5].id, made[3].id, *others[:8]]
-
-
-def two_pages(client, path: str, next_label: str) -> tuple[str, str, str]:
-    """A paged list's first page, the URL of its link to the next (labelled ``next_label``), and that page."""
-    first = client.get(path).get_data(as_text=True)
-    following = html.unescape(re.search(rf'href="([^"]+)">{next_label}</a>', first).group(1))
-    return first, following, client.get(following).get_data(as_text=True)
 
 
 def test_the_endpoint_list_pages_through_many_endpoints_newest_first(tenant, client):

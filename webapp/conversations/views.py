@@ -3,11 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import login_required
-from sqlalchemy import select
 
-from ..extensions import db
-from ..models import ApiKey
-from ..services import agents, endpoints, events
+from ..services import agents, api_keys, endpoints, events
 
 bp = Blueprint("conversations", __name__)
 
@@ -30,7 +27,7 @@ def timeline():
         return redirect(url_for("conversations.index"))
     rows, truncated = events.timeline(conversation_id=conversation_id, run_id=run_id)
     deliveries = events.deliveries_of([event.id for event in rows])
-    keys = {key.id: key for key in db.session.scalars(select(ApiKey))} if rows else {}
+    keys = api_keys.get_keys(event.api_key_id for event in rows if event.api_key_id)
     return render_template(
         "conversations/timeline.html", events=rows, deliveries=deliveries, truncated=truncated,
         limit=events.TIMELINE_LIMIT, conversation_id=conversation_id, run_id=run_id, keys=keys,

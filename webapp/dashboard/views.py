@@ -33,6 +33,6 @@ def overview():
         endpoint_count=endpoints.count(), health=health, busiest=stats.busiest(health), chart=chart,
         failing=stats.failing_endpoints(health),
         attempts=attempts, success_rate=successes / attempts if attempts else None,
-        live_keys=sum(1 for k in api_keys.list_keys() if k.revoked_at is None),
+        live_keys=api_keys.count_live(now),
         has_events=stats.has_events(), first_agent=agents.first_by_name(),
         api_url=api_base_url())

@@ -5,14 +5,14 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from ..catalogue import INGESTIBLE
 from ..crypto import api_key_matches, hash_api_key, new_api_key
 from ..extensions import core, db
 from ..models import Agent, ApiKey, expired, utcnow
 from . import audit
-from .common import ValidationError, get_owned, text_field
+from .common import ValidationError, get_owned, page, text_field
 from .event_types import custom_types
 
 # last_used_at is a hint for the dashboard; writing it on every request would cost a write per event.
@@ -60,8 +60,22 @@ def _scope(agent_id: str | None, event_types: list | None, expires_at: datetime 
     return {"agent_id": agent_id, "event_types": sorted(set(event_types)), "expires_at": expires_at}
 
 
-def list_keys() -> list[ApiKey]:
-    return list(db.session.scalars(select(ApiKey).order_by(ApiKey.id.desc())))
+def list_keys(cursor: str | None = None, limit: int = 100) -> tuple[list[ApiKey], str | None]:
+    """A page of the keys, newest first, and the next page's cursor (a tenant may have one per agent)."""
+    return page(select(ApiKey), ApiKey, cursor, limit)
+
+
+def count_live(now: datetime | None = None) -> int:
+    """How many of the tenant's keys still work: neither revoked nor expired."""
+    now = now or utcnow()
+    return db.session.scalar(select(func.count()).select_from(ApiKey).where(
+        ApiKey.revoked_at.is_(None), or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now)))
+
+
+def get_keys(key_ids) -> dict[str, ApiKey]:
+    """These of the tenant's keys, by id (what a page that names the keys of its rows needs)."""
+    ids = set(key_ids)
+    return {key.id: key for key in db.session.scalars(select(ApiKey).where(ApiKey.id.in_(ids)))} if ids else {}
 
 
 def revoke_key(key_id: str) -> ApiKey:
