@@ -36,7 +36,7 @@ class Kind:
     def label(self):
         return getattr(self.model, self.label_column)
 
-    def select(self):
+    def query(self):
         return select(self.model.id, self.label).order_by(self.label, self.model.id)
 
 
@@ -52,7 +52,7 @@ def _choices(statement) -> list[Choice]:
 def first(kind: Kind, limit: int) -> list[Choice]:
     """The first ``limit`` in label order: all of them when there are fewer (a picker asks for one more
     than it lists, to know whether it may list them all)."""
-    return _choices(kind.select().limit(limit))
+    return _choices(kind.query().limit(limit))
 
 
 def search(kind: Kind, text: str, limit: int = SUGGESTIONS) -> list[Choice]:
@@ -60,13 +60,13 @@ def search(kind: Kind, text: str, limit: int = SUGGESTIONS) -> list[Choice]:
     text = text.strip()
     if not text:
         return first(kind, limit)
-    return _choices(kind.select().where(or_(kind.model.id == text, kind.label.icontains(text, autoescape=True)))
+    return _choices(kind.query().where(or_(kind.model.id == text, kind.label.icontains(text, autoescape=True)))
                     .limit(limit))
 
 
 def label_of(kind: Kind, choice_id: str | None) -> str | None:
     """The label of the tenant's choice with this id; None when there is none (a deleted agent, say)."""
-    rows = _choices(kind.select().where(kind.model.id == choice_id)) if choice_id else []
+    rows = _choices(kind.query().where(kind.model.id == choice_id)) if choice_id else []
     return rows[0].label if rows else None
 
 
@@ -81,7 +81,9 @@ def resolve(kind: Kind, text: str | None, field: str, *, existing: bool = False)
     text = (text or "").strip()
     if not text or label_of(kind, text) is not None:  # our own links name ids: one look-up by the key
         return text or None
-    exact = _choices(kind.select().where(func.lower(kind.label) == text.lower()).limit(SUGGESTIONS + 1))
+    # As typed, or ignoring case (SQLite's lower() folds ASCII only, so the first catches the rest there).
+    exact = _choices(kind.query().where(or_(kind.label == text, func.lower(kind.label) == text.lower()))
+                     .limit(SUGGESTIONS + 1))
     matches = exact or search(kind, text, limit=SUGGESTIONS + 1)
     if len(matches) == 1:
         return matches[0].id
