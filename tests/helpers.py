@@ -108,8 +108,17 @@ def login(client, email, password="correct horse battery"):
     assert response.status_code == 302, response.get_data(as_text=True)
 
 
-def two_pages(client, path: str, next_label: str) -> tuple[str, str, str]:
-    """A paged list's first page, the URL of its link to the next (labelled ``next_label``), and that page."""
+def check_two_pages(client, path: str, listed, expected: list, first_label="Newest", next_label="Older"):
+    """Check a list of 101 to 200 rows, 100 a page: its first page lists ``expected[:100]`` (``listed`` reads a
+    page's rows) and no link back, the next the rest, a link back and none further; a cursor that is not ours
+    lands on the first page, saying so. Returns the two pages and the next page's URL."""
     first = client.get(path).get_data(as_text=True)
     following = html.unescape(re.search(rf'href="([^"]+)">{next_label}</a>', first).group(1))
-    return first, following, client.get(following).get_data(as_text=True)
+    second = client.get(following).get_data(as_text=True)
+    assert listed(first) == expected[:100] and f">{first_label}</a>" not in first
+    assert listed(second) == expected[100:] and f">{next_label}</a>" not in second
+    assert f'href="{path}">{first_label}</a>' in second
+    response = client.get(f"{path}?cursor=nonsense", follow_redirects=True)
+    assert response.request.path == path and "does not exist" in response.get_data(as_text=True)
+    assert listed(response.get_data(as_text=True)) == expected[:100]
+    return first, following, second
