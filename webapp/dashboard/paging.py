@@ -1,5 +1,5 @@
-"""Dashboard lists paged by keyset cursor (the endpoints, the agents): the page the query string asks for,
-and the links to the first and the next page."""
+"""Dashboard lists paged by keyset cursor (the endpoints, the agents, the API keys): the page the query string
+asks for, and the links to the first and the next page."""
 from __future__ import annotations
 
 from collections.abc import Callable
