@@ -5,7 +5,7 @@ and unguessable: 48 bits of milliseconds, then 80 random bits.
 """
 import os
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
@@ -30,3 +30,15 @@ def min_id_at(prefix: str, moment: datetime) -> str:
     ``id >= min_id_at(prefix, t)`` selects the rows created since ``t`` through an index on the id.
     """
     return _encode(prefix, int(moment.timestamp() * 1000) << 80)
+
+
+# Crockford's digits as int(..., 32) spells them: the first ten of an id's 26 are its 48 bits of milliseconds
+# (and two zero bits above them).
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_TO_INT_DIGITS = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+
+
+def time_of(id_: str) -> datetime:
+    """When ``new_id`` made ``id_`` (to the millisecond, UTC): the inverse of its time part."""
+    millis = int(id_.rpartition("_")[2][:10].translate(_TO_INT_DIGITS), 32)
+    return _EPOCH + timedelta(milliseconds=millis)
