@@ -3,8 +3,8 @@
 Used by bench/throughput.py (``--scale ROWS``). The loader writes straight into the database with
 SQLAlchemy Core in large batches (as retention would find a busy tenant's last 30 days): events with
 one delivery per endpoint, mostly succeeded, some failed, retrying or pending, and each attempted
-delivery's attempts (with their tallies for endpoint health), ids spread over the days so that keyset
-pages, filters and the dashboard's 24-hour statistics meet realistic data.
+delivery's attempts (with the tallies of endpoint health and the chart), ids spread over the days so that
+keyset pages, filters and the dashboard's 24-hour statistics meet realistic data.
 """
 from __future__ import annotations
 
@@ -79,6 +79,8 @@ def load(database_url: str, tenant_id: str, agent_id: str, endpoint_ids: list[st
             connection.execute(insert(Delivery.__table__), deliveries)
             connection.execute(insert(Attempt.__table__), attempts)
             tallies.add(connection, tenant_id, attempts)  # as the worker counts them for endpoint health
+            tallies.add_settled(connection, tallies.settled_rows(tenant_id, [  # and the settled ones for the chart
+                tallies.Change(d["id"], d["endpoint_id"], None, d["status"]) for d in deliveries]))
     engine.dispose()
     return time.monotonic() - started
 

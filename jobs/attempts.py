@@ -21,6 +21,7 @@ from webapp.services import tallies
 from webapp.services.deliveries import Outcome, attempt_row, record_outcome
 from webapp.services.endpoints import signing_secrets
 from webapp.signing import signature_header
+from webapp.tenancy import require_tenant
 
 from . import sender
 
@@ -135,7 +136,7 @@ def prepare(rows: list) -> list[Send]:
     sends, secrets, settled = [], {}, []
     for row in rows:
         if goes_unsent(row):
-            settled.append(row.id)
+            settled.append(tallies.Change(row.id, row.endpoint_id, None, FAILED))
             continue
         try:
             if row.endpoint_id not in secrets:  # decrypted once per endpoint, not per delivery
@@ -147,9 +148,10 @@ def prepare(rows: list) -> list[Send]:
         sends.append(Send(row.id, row.endpoint_id, row.url, row.body, headers, trigger_of(row), row.lease_until,
                           config["DELIVERY_TIMEOUT"], config["ALLOW_PRIVATE_DESTINATIONS"]))
     if settled:
-        db.session.execute(update(Delivery).where(Delivery.id.in_(settled)).values(
+        db.session.execute(update(Delivery).where(Delivery.id.in_([change.delivery_id for change in settled])).values(
             status=FAILED, next_attempt_at=None, lease_until=None, last_error="endpoint disabled")
             .execution_options(synchronize_session=False))
+        tallies.count_settled(require_tenant(), settled)
     return sends
 
 
@@ -194,7 +196,7 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
     attempts = [attempt_row(send.delivery_id, send.endpoint_id, outcome, send.trigger) for send, outcome in results]
     if attempts:
         core(_INSERT_ATTEMPT, attempts)
-    changes, resends, retries = [], [], []
+    changes, settled, resends, retries = [], [], [], []
     for send, outcome in results:
         delivery = rows[send.delivery_id]
         values, delay = record_outcome(delivery, _endpoint(endpoints, delivery.endpoint_id, outcome), outcome,
@@ -206,10 +208,12 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
         elif delay is not None:
             retries.append((delay, Next(delivery.id, values["attempt_count"], False)))
         changes.append({"tenant": tenant_id, "delivery": delivery.id, **values})
+        settled.append(tallies.Change(delivery.id, delivery.endpoint_id, delivery.status, values["status"]))
         log.info("delivery %s attempt %d: %s", delivery.id, values["attempt_count"],
                  outcome.error or outcome.response_status)
     if changes:
         core(_update_delivery(), changes)
+        tallies.count_settled(tenant_id, settled)  # written as it commits, after the attempts' tallies
     # The tallies last, once the ORM's changes (an endpoint's failing streak) are flushed. On PostgreSQL another
     # worker's record of the same endpoint, hour and duration waits for their row locks until this commit: with
     # nothing locked after them, no two records can wait for each other (an endpoint's row after a tally would).

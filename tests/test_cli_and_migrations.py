@@ -15,7 +15,8 @@ from sqlalchemy import create_engine, insert, inspect, select
 
 from webapp import ROOT
 from webapp.extensions import db
-from webapp.models import AgentEventTally, Attempt, AttemptTally, Event, utcnow
+from webapp.ids import new_id, time_of
+from webapp.models import AgentEventTally, Attempt, AttemptTally, Delivery, DeliveryTally, Event, utcnow
 from webapp.services import tallies
 
 
@@ -199,6 +200,46 @@ def test_migration_0009_tallies_the_last_48_hours_of_attempts_as_the_worker_woul
     assert flask("db", "downgrade", "0008", env={"DATABASE_URL": scratch_database}).returncode == 0
     assert "attempt_tallies" not in inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_migration_0014_tallies_the_last_48_hours_of_settled_deliveries_as_the_worker_would(scratch_database):
+    """The chart reads settled deliveries from tallies from 0014 on: those stored before it are counted by the
+    backfill, by the hour of their ids, as the worker counts them as they settle."""
+    assert (result := flask("db", "upgrade", "0013", env={"DATABASE_URL": scratch_database})).returncode == 0, \
+        result.stderr
+    engine = create_engine(scratch_database)
+    now = utcnow()
+    deliveries = [dict(id=new_id("dlv", now - timedelta(hours=hours, minutes=minutes)), endpoint_id=endpoint,
+                       status=status)
+                  for endpoint, hours, minutes, status in (
+                      ("ep_a", 0, 0, "succeeded"), ("ep_a", 0, 0, "succeeded"), ("ep_a", 0, 0, "failed"),
+                      ("ep_a", 0, 0, "pending"), ("ep_b", 0, 0, "retrying"), ("ep_b", 1, 0, "succeeded"),
+                      ("ep_b", 47, 59, "failed"), ("ep_a", 49, 0, "succeeded"))]
+    with engine.begin() as connection:
+        _store_two_endpoints_deliveries(connection, "2026-11-29 10:00:00")
+        connection.execute(insert(Delivery.__table__), [
+            dict(delivery, tenant_id="ten_1", event_id="evt_1", event_type="message.sent", attempt_count=1,
+                 manual_pending=False, created_at=now, updated_at=now) for delivery in deliveries])
+
+    assert (result := flask("db", "upgrade", env={"DATABASE_URL": scratch_database})).returncode == 0, result.stderr
+    table = DeliveryTally.__table__
+    columns = ("tenant_id", "endpoint_id", "hour", "status", "deliveries")
+
+    def stored() -> set[tuple]:
+        with engine.connect() as connection:
+            return {tuple(row) for row in connection.execute(select(*(table.c[name] for name in columns)))}
+
+    settled = [tallies.Change(d["id"], d["endpoint_id"], None, d["status"]) for d in deliveries]
+    expected = {tuple(row[name] for name in columns) for row in tallies.settled_rows("ten_1", settled)}
+    assert stored() == expected and len(expected) == 4  # two succeeded in one; 49 hours ago is past KEPT
+    assert _schema_drift(engine) == []
+    # The worker settling another delivery of the same endpoint and hour adds to the backfilled tally.
+    with engine.begin() as connection:
+        tallies.add_settled(connection, tallies.settled_rows("ten_1", settled[:1]))
+    hour = tallies.hour_of(time_of(deliveries[0]["id"]))
+    assert stored() == expected - {("ten_1", "ep_a", hour, "succeeded", 2)} | {("ten_1", "ep_a", hour, "succeeded", 3)}
+    assert flask("db", "downgrade", "0013", env={"DATABASE_URL": scratch_database}).returncode == 0
+    assert "delivery_tallies" not in inspect(engine).get_table_names()
 
 
 def test_migration_0010_indexes_every_endpoints_agents_and_keeps_them_on_any_write(scratch_database):

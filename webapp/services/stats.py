@@ -2,8 +2,9 @@
 
 Every query here is an ORM query on tenant-owned models, so the tenancy listener scopes it to the
 current tenant like any other. They read only recent rows: deliveries through time-ordered ids
-(``min_id_at``), so that indexes ending in the id bound the scan, and endpoint health from the attempts'
-hourly tallies (webapp/services/tallies.py), not from the attempts. They work on SQLite and PostgreSQL.
+(``min_id_at``), so that indexes ending in the id bound the scan, and endpoint health and the chart's
+settled deliveries from hourly tallies (webapp/services/tallies.py), not from the attempts and deliveries.
+They work on SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from sqlalchemy import bindparam, func, or_, select
 
 from ..extensions import db
 from ..ids import min_id_at
-from ..models import DELIVERY_STATUSES, FAILED, PENDING, RETRYING, AttemptTally, Delivery, Endpoint, Event, utcnow
+from ..models import (DELIVERY_STATUSES, FAILED, PENDING, RETRYING, AttemptTally, Delivery, DeliveryTally, Endpoint,
+                      Event, utcnow)
 from . import tallies
 
 HOURS = 24  # the overview's window: its chart's bars and the endpoints' health
@@ -47,16 +49,22 @@ def hourly_deliveries(now: datetime | None = None, hours: int = HOURS) -> list[B
     now = now or utcnow()
     first = tallies.hour_of(now) - timedelta(hours=hours - 1)
     buckets = [Bucket(first + timedelta(hours=i)) for i in range(hours)]
-    # Ids are time-ordered, so an hour's deliveries are a range of ids: counted in each status's range of the
-    # index (tenant_id, status, id) alone, never reading the rows. Grouping the rows by their created_at
-    # hour instead took 1.1 s on SQLite at a million deliveries a day, this 0.1 s.
-    statement = (select(Delivery.status, func.count())
-                 .where(Delivery.status.in_(DELIVERY_STATUSES), Delivery.id >= bindparam("start"),
+    # The settled ones, nearly all, from their tallies: a few rows an endpoint an hour (webapp/services/tallies.py).
+    settled = (select(DeliveryTally.hour, DeliveryTally.status, func.sum(DeliveryTally.deliveries))
+               .where(DeliveryTally.hour >= first).group_by(DeliveryTally.hour, DeliveryTally.status))
+    for hour, status, count in db.session.execute(settled):
+        index = int((hour - first).total_seconds()) // 3600
+        if 0 <= index < hours:
+            buckets[index].counts[status] += count
+    # The pending and retrying ones, normally few, from the index (tenant_id, status, id): ids are time-ordered,
+    # so an hour's deliveries are a range of ids, counted without reading the rows.
+    unsettled = (select(Delivery.status, func.count())
+                 .where(Delivery.status.in_((PENDING, RETRYING)), Delivery.id >= bindparam("start"),
                         Delivery.id < bindparam("end"))
                  .group_by(Delivery.status))
     for bucket in buckets:
         ids = {"start": min_id_at("dlv", bucket.start), "end": min_id_at("dlv", bucket.end)}
-        for status, count in db.session.execute(statement, ids):
+        for status, count in db.session.execute(unsettled, ids):
             bucket.counts[status] += count
     return buckets
 
