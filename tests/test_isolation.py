@@ -107,6 +107,22 @@ def test_queries_without_a_tenant_are_refused(app, victim):
         assert db.session.scalar(select(func.count()).select_from(Tenant)) == 2  # tenants themselves are not scoped
 
 
+def test_statements_that_name_no_model_in_their_columns_are_scoped_too(app, victim):
+    """select(func.count()).select_from(Agent) names Agent only in its FROM clause: still the tenant's rows."""
+    from webapp.services import agents, endpoints
+
+    a, b, _ = victim
+    for tenant, expected in ((b, 0), (a, 1)):
+        with tenant.scope():
+            assert db.session.scalar(select(func.count()).select_from(Agent)) == expected
+            assert db.session.scalar(select(func.count()).where(Delivery.event_type == "message.sent")) == expected
+            assert db.session.scalar(select(func.count()).select_from(Delivery).join(Event)) == expected
+            assert (agents.count(), endpoints.count()) == (expected, expected)
+    with app.app_context():
+        with pytest.raises(TenantNotSet):
+            db.session.scalar(select(func.count()).select_from(Endpoint))
+
+
 def test_a_unit_of_work_cannot_write_another_tenants_rows(app, victim):
     a, b, ids = victim
     with b.scope():

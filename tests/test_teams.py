@@ -270,6 +270,16 @@ def test_an_admin_does_everything_but_the_team(app, owner):
     assert "Invite a teammate" not in text(admin.get("/team")) and "Change role" not in text(admin.get("/team"))
 
 
+def test_the_last_owner_is_counted_in_this_team_not_in_every_team(app, owner, make_tenant):
+    """Another organization's owner does not let this team's only owner step down or leave."""
+    make_tenant("Another organization")  # with its own owner
+    with app.app_context(), all_tenants():
+        ada_id = db.session.scalars(select(User.id).where(User.email == "ada@example.com")).one()
+    assert "The team needs an owner" in text(post(owner, f"/team/members/{ada_id}/role", {"role": "admin"}))
+    assert "The team needs an owner" in text(post(owner, f"/team/members/{ada_id}/remove"))
+    assert "ada@example.com · Acme · owner" in text(owner.get("/"))
+
+
 def test_role_changes_and_removal_take_effect_at_the_next_request(app, owner):
     bob = join(app, owner, "bob@example.com", "admin")
     with app.app_context(), all_tenants():

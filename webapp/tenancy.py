@@ -13,10 +13,12 @@ API-key lookup, which is what tells the tenant, is a Core statement by the key's
 from __future__ import annotations
 
 import contextlib
+import functools
 from contextvars import ContextVar
 
 from sqlalchemy import ForeignKey, String, event
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, with_loader_criteria
+from sqlalchemy.sql.util import find_tables
 
 _tenant: ContextVar[str | None] = ContextVar("tenant", default=None)
 _unscoped: ContextVar[bool] = ContextVar("unscoped", default=False)
@@ -82,7 +84,22 @@ def all_tenants():
 
 
 def _touches_tenant_rows(state) -> bool:
-    return any(issubclass(m.class_, TenantMixin) for m in state.all_mappers)
+    if any(issubclass(m.class_, TenantMixin) for m in state.all_mappers):
+        return True
+    if not state.is_orm_statement:
+        return False  # Core, on tables: it filters by tenant itself (see above)
+    # An ORM statement that names no entity among its columns, such as select(func.count()).select_from(Agent),
+    # has no mapper at its top level: its tables tell whose rows it reads.
+    statement = state.statement
+    froms = statement.get_final_froms() if state.is_select else [statement.table]
+    return any(table in _tenant_tables() for clause in froms for table in find_tables(clause, include_joins=True))
+
+
+@functools.cache
+def _tenant_tables() -> frozenset:
+    from .extensions import db
+
+    return frozenset(mapper.local_table for mapper in db.Model.registry.mappers if issubclass(mapper.class_, TenantMixin))
 
 
 @event.listens_for(Session, "do_orm_execute")
