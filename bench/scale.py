@@ -79,7 +79,7 @@ def load(database_url: str, tenant_id: str, agent_id: str, endpoint_ids: list[st
             connection.execute(insert(Delivery.__table__), deliveries)
             connection.execute(insert(Attempt.__table__), attempts)
             tallies.add(connection, tenant_id, attempts)  # as the worker counts them for endpoint health
-            tallies.add_settled(connection, tallies.settled_rows(tenant_id, [  # and the settled ones for the chart
+            tallies.add_deliveries(connection, tallies.delivery_rows(tenant_id, [  # and the deliveries for the chart
                 tallies.Change(d["id"], d["endpoint_id"], None, d["status"]) for d in deliveries]))
     engine.dispose()
     return time.monotonic() - started

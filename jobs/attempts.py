@@ -104,8 +104,9 @@ def claimed(tenant_id: str, ids: list[str]) -> list:
 @functools.cache
 def _claimed():
     events, endpoints = Event.__table__, Endpoint.__table__
-    return (select(_deliveries.c.id, _deliveries.c.next_attempt_at, _deliveries.c.attempt_count,
-                   _deliveries.c.manual_pending, _deliveries.c.lease_until, _deliveries.c.endpoint_id,
+    return (select(_deliveries.c.id, _deliveries.c.status, _deliveries.c.next_attempt_at,
+                   _deliveries.c.attempt_count, _deliveries.c.manual_pending, _deliveries.c.lease_until,
+                   _deliveries.c.endpoint_id,
                    endpoints.c.url, endpoints.c.enabled, endpoints.c.rate_limit, endpoints.c.secret_encrypted,
                    endpoints.c.previous_secret_encrypted, endpoints.c.previous_secret_expires_at,
                    _deliveries.c.event_id, events.c.body, events.c.run_id, events.c.parent_event_id,
@@ -136,7 +137,7 @@ def prepare(rows: list) -> list[Send]:
     sends, secrets, settled = [], {}, []
     for row in rows:
         if goes_unsent(row):
-            settled.append(tallies.Change(row.id, row.endpoint_id, None, FAILED))
+            settled.append(tallies.Change(row.id, row.endpoint_id, row.status, FAILED))
             continue
         try:
             if row.endpoint_id not in secrets:  # decrypted once per endpoint, not per delivery
@@ -151,7 +152,7 @@ def prepare(rows: list) -> list[Send]:
         db.session.execute(update(Delivery).where(Delivery.id.in_([change.delivery_id for change in settled])).values(
             status=FAILED, next_attempt_at=None, lease_until=None, last_error="endpoint disabled")
             .execution_options(synchronize_session=False))
-        tallies.count_settled(require_tenant(), settled)
+        tallies.count_changes(require_tenant(), settled)
     return sends
 
 
@@ -196,7 +197,7 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
     attempts = [attempt_row(send.delivery_id, send.endpoint_id, outcome, send.trigger) for send, outcome in results]
     if attempts:
         core(_INSERT_ATTEMPT, attempts)
-    changes, settled, resends, retries = [], [], [], []
+    changes, statuses, resends, retries = [], [], [], []
     for send, outcome in results:
         delivery = rows[send.delivery_id]
         values, delay = record_outcome(delivery, _endpoint(endpoints, delivery.endpoint_id, outcome), outcome,
@@ -208,12 +209,12 @@ def _record(tenant_id: str, results: list[tuple[Send, Outcome | None]]) -> None:
         elif delay is not None:
             retries.append((delay, Next(delivery.id, values["attempt_count"], False)))
         changes.append({"tenant": tenant_id, "delivery": delivery.id, **values})
-        settled.append(tallies.Change(delivery.id, delivery.endpoint_id, delivery.status, values["status"]))
+        statuses.append(tallies.Change(delivery.id, delivery.endpoint_id, delivery.status, values["status"]))
         log.info("delivery %s attempt %d: %s", delivery.id, values["attempt_count"],
                  outcome.error or outcome.response_status)
     if changes:
         core(_update_delivery(), changes)
-        tallies.count_settled(tenant_id, settled)  # written as it commits, after the attempts' tallies
+        tallies.count_changes(tenant_id, statuses)  # written as it commits, after the attempts' tallies
     # The tallies last, once the ORM's changes (an endpoint's failing streak) are flushed. On PostgreSQL another
     # worker's record of the same endpoint, hour and duration waits for their row locks until this commit: with
     # nothing locked after them, no two records can wait for each other (an endpoint's row after a tally would).

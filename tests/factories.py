@@ -58,10 +58,10 @@ def delivery(endpoint_: Endpoint, *, status: str = "succeeded", at: datetime | N
         row.last_error = None if code else "connection refused"
     db.session.add_all(stored)
     db.session.flush()
-    # Counted as the worker counts what it stores, and the delivery as it settles.
+    # Counted as the worker counts what it stores, and the delivery's status.
     tallies.add(db.session.connection(), row.tenant_id, [vars(attempt) for attempt in stored])
-    tallies.add_settled(db.session.connection(),
-                        tallies.settled_rows(row.tenant_id, [tallies.Change(row.id, row.endpoint_id, None, status)]))
+    tallies.add_deliveries(db.session.connection(),
+                        tallies.delivery_rows(row.tenant_id, [tallies.Change(row.id, row.endpoint_id, None, status)]))
     # The ORM stamps updated_at on every flush that changes the row: put it back where the test wants it.
     db.session.execute(db.update(Delivery).where(Delivery.id == row.id).values(updated_at=at))
     db.session.refresh(row)

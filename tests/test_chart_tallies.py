@@ -1,5 +1,5 @@
-"""The overview chart's settled deliveries come from tallies kept as deliveries settle: every way a delivery
-settles, or turns from succeeded to failed and back, must leave the chart equal to the deliveries' rows."""
+"""The overview chart's deliveries past pending come from tallies kept as their statuses change: every way a
+delivery's status changes must leave the chart equal to the deliveries' rows."""
 from __future__ import annotations
 
 from collections import Counter
@@ -11,6 +11,7 @@ from webapp.extensions import db
 from webapp.ids import new_id, time_of
 from webapp.models import Delivery, Endpoint, utcnow
 from webapp.services import stats, tallies
+from webapp.services.endpoints import disable
 from webapp.services.tallies import Change
 
 from . import factories
@@ -84,33 +85,51 @@ def test_the_chart_matches_the_deliveries_however_they_settle(app, tenant, recei
     check(succeeded=1, failed=1)
 
 
-def test_settled_rows_count_what_enters_and_leaves_a_settled_status():
+def test_delivery_rows_count_what_enters_and_leaves_each_status_but_pending():
     now = utcnow()
     hour = tallies.hour_of(now)
     this_hour, an_hour_ago, long_ago = (new_id("dlv", at) for at in (now, now - timedelta(hours=1),
                                                                      now - tallies.KEPT - timedelta(hours=1)))
-    rows = tallies.settled_rows("ten_1", [
-        Change(this_hour, "ep_b", None, "succeeded"),       # settled
-        Change(this_hour, "ep_b", "pending", "retrying"),   # not settled: nothing
+    rows = tallies.delivery_rows("ten_1", [
+        Change(this_hour, "ep_b", None, "succeeded"),         # new and settled at once (a loader, a test)
+        Change(this_hour, "ep_b", None, "pending"),           # new: nothing
+        Change(this_hour, "ep_b", "pending", "retrying"),
         Change(this_hour, "ep_b", "succeeded", "succeeded"),  # no change
         Change(an_hour_ago, "ep_a", "succeeded", "failed"),   # a resend that failed
         Change(an_hour_ago, "ep_a", "retrying", "failed"),
         Change(long_ago, "ep_a", "failed", "succeeded"),      # an hour already pruned: left out
     ], now)
+    earlier = hour - timedelta(hours=1)
     assert rows == [
-        dict(tenant_id="ten_1", endpoint_id="ep_a", hour=hour - timedelta(hours=1), status="failed", deliveries=2),
-        dict(tenant_id="ten_1", endpoint_id="ep_a", hour=hour - timedelta(hours=1), status="succeeded", deliveries=-1),
+        dict(tenant_id="ten_1", endpoint_id="ep_a", hour=earlier, status="failed", deliveries=2),
+        dict(tenant_id="ten_1", endpoint_id="ep_a", hour=earlier, status="retrying", deliveries=-1),
+        dict(tenant_id="ten_1", endpoint_id="ep_a", hour=earlier, status="succeeded", deliveries=-1),
+        dict(tenant_id="ten_1", endpoint_id="ep_b", hour=hour, status="retrying", deliveries=1),
         dict(tenant_id="ten_1", endpoint_id="ep_b", hour=hour, status="succeeded", deliveries=1)]
+
+
+def test_disabling_an_endpoint_counts_its_pending_and_retrying_deliveries_as_failed(app, tenant):
+    now = utcnow()
+    with app.app_context(), tenant.scope():
+        endpoint = factories.endpoint()
+        for status, hours_ago in (("pending", 0), ("retrying", 0), ("retrying", 2), ("succeeded", 2)):
+            factories.delivery(endpoint, status=status, at=now - timedelta(hours=hours_ago))
+        db.session.commit()
+        assert _statuses(_chart(app, tenant)) == Counter(pending=1, retrying=2, succeeded=1)
+        disable(endpoint, "Disabled by a user.")
+        db.session.commit()
+    assert _chart(app, tenant) == _rows(app, tenant)
+    assert _statuses(_chart(app, tenant)) == Counter(failed=3, succeeded=1)
 
 
 def test_counts_of_a_transaction_rolled_back_are_not_written(app, tenant):
     with app.app_context(), tenant.scope():
         endpoint = factories.endpoint()
         db.session.commit()
-        tallies.count_settled(tenant.id, [Change(new_id("dlv"), endpoint.id, None, "succeeded")])
+        tallies.count_changes(tenant.id, [Change(new_id("dlv"), endpoint.id, None, "succeeded")])
         db.session.rollback()
         db.session.commit()
         assert _statuses(_chart(app, tenant)) == Counter()
-        tallies.count_settled(tenant.id, [Change(new_id("dlv"), endpoint.id, None, "failed")])
+        tallies.count_changes(tenant.id, [Change(new_id("dlv"), endpoint.id, None, "failed")])
         db.session.commit()
         assert _statuses(_chart(app, tenant)) == Counter(failed=1)

@@ -202,9 +202,9 @@ def test_migration_0009_tallies_the_last_48_hours_of_attempts_as_the_worker_woul
     engine.dispose()
 
 
-def test_migration_0014_tallies_the_last_48_hours_of_settled_deliveries_as_the_worker_would(scratch_database):
-    """The chart reads settled deliveries from tallies from 0014 on: those stored before it are counted by the
-    backfill, by the hour of their ids, as the worker counts them as they settle."""
+def test_migration_0014_tallies_the_last_48_hours_of_deliveries_as_the_worker_would(scratch_database):
+    """The chart reads deliveries past pending from tallies from 0014 on: those stored before it are counted by
+    the backfill, by the hour of their ids and their status, as the worker counts their changes."""
     assert (result := flask("db", "upgrade", "0013", env={"DATABASE_URL": scratch_database})).returncode == 0, \
         result.stderr
     engine = create_engine(scratch_database)
@@ -230,12 +230,12 @@ def test_migration_0014_tallies_the_last_48_hours_of_settled_deliveries_as_the_w
             return {tuple(row) for row in connection.execute(select(*(table.c[name] for name in columns)))}
 
     settled = [tallies.Change(d["id"], d["endpoint_id"], None, d["status"]) for d in deliveries]
-    expected = {tuple(row[name] for name in columns) for row in tallies.settled_rows("ten_1", settled)}
-    assert stored() == expected and len(expected) == 4  # two succeeded in one; 49 hours ago is past KEPT
+    expected = {tuple(row[name] for name in columns) for row in tallies.delivery_rows("ten_1", settled)}
+    assert stored() == expected and len(expected) == 5  # two succeeded in one; none pending; 49 hours ago is past KEPT
     assert _schema_drift(engine) == []
-    # The worker settling another delivery of the same endpoint and hour adds to the backfilled tally.
+    # The worker's next delivery of the same endpoint, hour and status adds to the backfilled tally.
     with engine.begin() as connection:
-        tallies.add_settled(connection, tallies.settled_rows("ten_1", settled[:1]))
+        tallies.add_deliveries(connection, tallies.delivery_rows("ten_1", settled[:1]))
     hour = tallies.hour_of(time_of(deliveries[0]["id"]))
     assert stored() == expected - {("ten_1", "ep_a", hour, "succeeded", 2)} | {("ten_1", "ep_a", hour, "succeeded", 3)}
     assert flask("db", "downgrade", "0013", env={"DATABASE_URL": scratch_database}).returncode == 0

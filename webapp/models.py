@@ -362,9 +362,9 @@ class AttemptTally(TenantMixin, db.Model):
 
 
 class DeliveryTally(TenantMixin, db.Model):
-    """How many of an endpoint's deliveries created in one clock hour (by their ids' time) are settled in
-    ``status``, succeeded or failed. The overview's chart reads these instead of counting a day's deliveries;
-    webapp/services/tallies.py keeps them as deliveries settle, in the same transaction."""
+    """How many of an endpoint's deliveries created in one clock hour (by their ids' time) are in ``status``,
+    retrying, succeeded or failed (all but pending). The overview's chart reads these instead of counting a
+    day's deliveries; webapp/services/tallies.py keeps them as statuses change, in the same transaction."""
 
     __tablename__ = "delivery_tallies"
     tenant_id_index = False  # as AttemptTally: the key begins with tenant_id, and is the table on SQLite

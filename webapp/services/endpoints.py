@@ -118,15 +118,15 @@ def disable(endpoint: Endpoint, reason: str) -> None:
     endpoint.disabled_at = now
     # Not an attempt in flight (claimed, so leased, and due); a delivery held for its pacing slot keeps its
     # claim too, but is not due yet: it ends here, and its held job finds the claim gone (jobs/delivery.py).
-    ended = db.session.scalars(
-        update(Delivery)
-        .where(Delivery.endpoint_id == endpoint.id, Delivery.status.in_((PENDING, RETRYING)),
-               Delivery.manual_pending.is_(False),
-               or_(Delivery.lease_until.is_(None), Delivery.next_attempt_at > now))
-        .values(status=FAILED, next_attempt_at=None, lease_until=None, last_error="endpoint disabled")
-        .returning(Delivery.id)
-    )
-    tallies.count_settled(endpoint.tenant_id, [tallies.Change(id_, endpoint.id, None, FAILED) for id_ in ended])
+    # A status at a time, so that the chart's tallies know which one each delivery left.
+    for status in (PENDING, RETRYING):
+        ended = db.session.scalars(
+            update(Delivery)
+            .where(Delivery.endpoint_id == endpoint.id, Delivery.status == status, Delivery.manual_pending.is_(False),
+                   or_(Delivery.lease_until.is_(None), Delivery.next_attempt_at > now))
+            .values(status=FAILED, next_attempt_at=None, lease_until=None, last_error="endpoint disabled")
+            .returning(Delivery.id))
+        tallies.count_changes(endpoint.tenant_id, [tallies.Change(id_, endpoint.id, status, FAILED) for id_ in ended])
 
 
 def forget_subscription(field: str, value: str, what: str, endpoints: list[Endpoint] | None = None) -> None:

@@ -3,7 +3,7 @@
 Every query here is an ORM query on tenant-owned models, so the tenancy listener scopes it to the
 current tenant like any other. They read only recent rows: deliveries through time-ordered ids
 (``min_id_at``), so that indexes ending in the id bound the scan, and endpoint health and the chart's
-settled deliveries from hourly tallies (webapp/services/tallies.py), not from the attempts and deliveries.
+deliveries past pending from hourly tallies (webapp/services/tallies.py), not from the attempts and deliveries.
 They work on SQLite and PostgreSQL.
 """
 from __future__ import annotations
@@ -49,23 +49,20 @@ def hourly_deliveries(now: datetime | None = None, hours: int = HOURS) -> list[B
     now = now or utcnow()
     first = tallies.hour_of(now) - timedelta(hours=hours - 1)
     buckets = [Bucket(first + timedelta(hours=i)) for i in range(hours)]
-    # The settled ones, nearly all, from their tallies: a few rows an endpoint an hour (webapp/services/tallies.py).
-    settled = (select(DeliveryTally.hour, DeliveryTally.status, func.sum(DeliveryTally.deliveries))
+    # All but the pending ones from their tallies: a few rows an endpoint an hour (webapp/services/tallies.py).
+    tallied = (select(DeliveryTally.hour, DeliveryTally.status, func.sum(DeliveryTally.deliveries))
                .where(DeliveryTally.hour >= first).group_by(DeliveryTally.hour, DeliveryTally.status))
-    for hour, status, count in db.session.execute(settled):
+    for hour, status, count in db.session.execute(tallied):
         index = int((hour - first).total_seconds()) // 3600
         if 0 <= index < hours:
             buckets[index].counts[status] += count
-    # The pending and retrying ones, normally few, from the index (tenant_id, status, id): ids are time-ordered,
-    # so an hour's deliveries are a range of ids, counted without reading the rows.
-    unsettled = (select(Delivery.status, func.count())
-                 .where(Delivery.status.in_((PENDING, RETRYING)), Delivery.id >= bindparam("start"),
-                        Delivery.id < bindparam("end"))
-                 .group_by(Delivery.status))
+    # The pending ones, normally few, in the index (tenant_id, status, id): ids are time-ordered, so an hour's
+    # deliveries are a range of ids, counted without reading the rows.
+    pending = select(func.count()).where(Delivery.status == PENDING, Delivery.id >= bindparam("start"),
+                                         Delivery.id < bindparam("end"))
     for bucket in buckets:
         ids = {"start": min_id_at("dlv", bucket.start), "end": min_id_at("dlv", bucket.end)}
-        for status, count in db.session.execute(unsettled, ids):
-            bucket.counts[status] += count
+        bucket.counts[PENDING] = db.session.scalar(pending, ids)
     return buckets
 
 

@@ -8,12 +8,12 @@ to 3 endpoints); read from these tallies it is bounded by the endpoints, 24 hour
 Durations are kept rounded up to two significant figures. Rounding never reorders them, so the nearest-rank
 percentile of the tallies is the true one rounded up the same way (an error under 10 %).
 
-The overview's chart shows the deliveries created in each of the last 24 hours by their status now. Those
-still pending or retrying are few and are counted in the deliveries' index; the settled ones (succeeded or
-failed), nearly all of them, were linear in a day's deliveries there: 0.7 s on PostgreSQL at a million a
-day. They are counted here instead, as each delivery settles or changes from one settled status to the
-other: a few rows an endpoint an hour. Retention and deleted events do not uncount them: the chart keeps
-showing what happened in the hours it shows.
+The overview's chart shows the deliveries created in each of the last 24 hours by their status now. Counted
+in the deliveries' index, that was linear in a day's deliveries: 0.8 s on PostgreSQL at a million a day.
+Those past pending (retrying, succeeded or failed: all but the few not attempted yet) are counted here
+instead, as a worker or a user changes their status, in the same transaction: a few rows an endpoint an
+hour. Retrying ones count too, as an endpoint that is down keeps a day's deliveries retrying. Retention
+and deleted events do not uncount them: the chart keeps showing what happened in the hours it shows.
 """
 from __future__ import annotations
 
@@ -29,15 +29,15 @@ from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..ids import time_of
-from ..models import FAILED, SUCCEEDED, AttemptTally, DeliveryTally, attempt_succeeded
+from ..models import FAILED, RETRYING, SUCCEEDED, AttemptTally, DeliveryTally, attempt_succeeded
 
 # What retention keeps: twice what the dashboard reads, so that no tally it shows is ever pruned.
 KEPT = timedelta(hours=48)
-_table, _settled = AttemptTally.__table__, DeliveryTally.__table__
+_table, _deliveries = AttemptTally.__table__, DeliveryTally.__table__
 _KEY = ("tenant_id", "endpoint_id", "hour", "up_to_ms")
-_SETTLED_KEY = ("tenant_id", "endpoint_id", "hour", "status")
-SETTLED = (SUCCEEDED, FAILED)
-_PENDING = "agenthooks.settled_deliveries"  # in a session's info: its counts not written yet
+_DELIVERIES_KEY = ("tenant_id", "endpoint_id", "hour", "status")
+TALLIED = (RETRYING, SUCCEEDED, FAILED)  # the statuses of delivery_tallies: all but pending
+_UNWRITTEN = "agenthooks.delivery_tallies"  # in a session's info: its counts not written yet
 
 
 def rounded_up(duration_ms: int) -> int:
@@ -82,21 +82,20 @@ def _upsert(dialect: str):
 
 def forget_endpoint(connection, tenant_id: str, endpoint_id: str) -> None:
     """Delete a deleted endpoint's tallies (its deliveries went with it)."""
-    for table in (_table, _settled):
+    for table in (_table, _deliveries):
         connection.execute(delete(table).where(table.c.tenant_id == tenant_id, table.c.endpoint_id == endpoint_id))
 
 
 def prune(connection, now: datetime) -> int:
     """Delete every tenant's tallies older than KEPT; returns how many went (a few hours' worth a run)."""
     return sum(connection.execute(delete(table).where(table.c.hour < hour_of(now - KEPT))).rowcount
-               for table in (_table, _settled))
+               for table in (_table, _deliveries))
 
 
-# ---- settled deliveries, for the overview's chart ----
+# ---- deliveries by status, for the overview's chart ----
 
 class Change(NamedTuple):
-    """A delivery's status before and after a change. ``was`` may be None where it is known only to be
-    unsettled (new, pending or retrying)."""
+    """A delivery's status before a change (None: it is new) and after."""
 
     delivery_id: str
     endpoint_id: str
@@ -104,9 +103,9 @@ class Change(NamedTuple):
     now: str
 
 
-def settled_rows(tenant_id: str, changes: Iterable[Change], now: datetime | None = None) -> list[dict]:
-    """What ``changes`` add to the tallies of settled deliveries, in key order: rows of counts to add (one
-    taken away when a delivery leaves a settled status). Hours older than KEPT are left out: pruned already."""
+def delivery_rows(tenant_id: str, changes: Iterable[Change], now: datetime | None = None) -> list[dict]:
+    """What ``changes`` add to the deliveries' tallies, in key order: rows of counts to add (one taken away
+    from the status a delivery leaves). Hours older than KEPT are left out: pruned already."""
     oldest = hour_of((now or datetime.now(UTC)) - KEPT)
     counts = Counter()
     for change in changes:
@@ -115,46 +114,46 @@ def settled_rows(tenant_id: str, changes: Iterable[Change], now: datetime | None
         hour = hour_of(time_of(change.delivery_id))
         if hour < oldest:
             continue
-        if change.was in SETTLED:
+        if change.was in TALLIED:
             counts[change.endpoint_id, hour, change.was] -= 1
-        if change.now in SETTLED:
+        if change.now in TALLIED:
             counts[change.endpoint_id, hour, change.now] += 1
     return [dict(tenant_id=tenant_id, endpoint_id=endpoint_id, hour=hour, status=status, deliveries=n)
             for (endpoint_id, hour, status), n in sorted(counts.items()) if n]
 
 
-def add_settled(connection, rows: list[dict]) -> None:
-    """Add ``settled_rows`` to the tallies, now, in the transaction of ``connection``."""
+def add_deliveries(connection, rows: list[dict]) -> None:
+    """Add ``delivery_rows`` to the tallies, now, in the transaction of ``connection``."""
     if rows:
-        connection.execute(_add_settled(connection.dialect.name), rows)
+        connection.execute(_add_deliveries(connection.dialect.name), rows)
 
 
-def count_settled(tenant_id: str, changes: Iterable[Change]) -> None:
+def count_changes(tenant_id: str, changes: Iterable[Change]) -> None:
     """Count ``changes`` of the tenant's deliveries in the session's transaction: written as it commits,
     after everything else it writes, in key order. On PostgreSQL a tally's row stays locked from its write
     to the commit; written last and in order, two transactions that share tallies wait for each other's
     commit and never for each other (a web process disabling an endpoint and a worker recording its
     attempts, say)."""
-    pending = db.session.info.setdefault(_PENDING, Counter())
-    for row in settled_rows(tenant_id, changes):
-        pending[tuple(row[name] for name in _SETTLED_KEY)] += row["deliveries"]
+    unwritten = db.session.info.setdefault(_UNWRITTEN, Counter())
+    for row in delivery_rows(tenant_id, changes):
+        unwritten[tuple(row[name] for name in _DELIVERIES_KEY)] += row["deliveries"]
 
 
 @event.listens_for(Session, "before_commit")
-def _write_settled(session) -> None:
-    if pending := session.info.pop(_PENDING, None):
+def _write_changes(session) -> None:
+    if unwritten := session.info.pop(_UNWRITTEN, None):
         session.flush()  # the rest first: nothing is locked after the tallies
-        add_settled(session.connection(), [dict(zip(_SETTLED_KEY, key), deliveries=n)
-                                           for key, n in sorted(pending.items()) if n])
+        add_deliveries(session.connection(), [dict(zip(_DELIVERIES_KEY, key), deliveries=n)
+                                              for key, n in sorted(unwritten.items()) if n])
 
 
 @event.listens_for(Session, "after_rollback")
-def _forget_settled(session) -> None:
-    session.info.pop(_PENDING, None)
+def _forget_changes(session) -> None:
+    session.info.pop(_UNWRITTEN, None)
 
 
 @functools.cache
-def _add_settled(dialect: str):
-    statement = (postgresql if dialect == "postgresql" else sqlite).insert(_settled)
-    return statement.on_conflict_do_update(index_elements=_SETTLED_KEY, set_={
-        "deliveries": _settled.c.deliveries + statement.excluded.deliveries})
+def _add_deliveries(dialect: str):
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(_deliveries)
+    return statement.on_conflict_do_update(index_elements=_DELIVERIES_KEY, set_={
+        "deliveries": _deliveries.c.deliveries + statement.excluded.deliveries})
