@@ -9,7 +9,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -72,3 +72,17 @@ def core(statement, params=None):
     the tenancy listener included): for the few statements on every event's path, which filter by tenant
     themselves. Returns the Core result."""
     return db.session.connection().execute(statement, params)
+
+
+# psycopg prepares a statement on its fifth run on a connection, and PostgreSQL may then plan it once for any
+# values. For a range of ids that plan is a walk of the primary key's range filtered row by row: the chart's
+# count of one hour's pending deliveries read the hour's 41,000 rows in 30 ms, where the plan for its values
+# reads its 419 index entries in 0.3-0.7 ms.
+_CUSTOM_PLANS = text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+
+
+def plan_for_values() -> None:
+    """On PostgreSQL, plan the rest of this transaction's statements for their values (SET LOCAL): for reads
+    that run one statement over many ranges, such as the chart's hours."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(_CUSTOM_PLANS)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, or_, select
 
-from ..extensions import db
+from ..extensions import db, plan_for_values
 from ..ids import min_id_at
 from ..models import (DELIVERY_STATUSES, FAILED, PENDING, RETRYING, AttemptTally, Delivery, DeliveryTally, Endpoint,
                       Event, utcnow)
@@ -60,6 +60,7 @@ def hourly_deliveries(now: datetime | None = None, hours: int = HOURS) -> list[B
     # deliveries are a range of ids, counted without reading the rows.
     pending = select(func.count()).where(Delivery.status == PENDING, Delivery.id >= bindparam("start"),
                                          Delivery.id < bindparam("end"))
+    plan_for_values()
     for bucket in buckets:
         ids = {"start": min_id_at("dlv", bucket.start), "end": min_id_at("dlv", bucket.end)}
         bucket.counts[PENDING] = db.session.scalar(pending, ids)
