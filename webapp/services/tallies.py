@@ -1,6 +1,6 @@
 """The dashboard's counters, kept in the transactions that change what they count: each endpoint's attempts
-per clock hour and rounded duration (endpoint health), and its settled deliveries per hour of their creation
-(the overview's chart).
+per clock hour and rounded duration (endpoint health), and its deliveries per hour of their creation and
+status (the overview's chart).
 
 The dashboard shows each endpoint's success rate and p95 duration over the last 24 hours. Read from the
 attempts themselves that is linear in a day's attempts (2.6 million for a tenant sending 10 events a second
