@@ -54,13 +54,6 @@ def list_deliveries(*, status=None, endpoint_id=None, event_type=None, agent_id=
     return page(statement, Delivery, cursor, limit)
 
 
-def count_by_status() -> dict[str, int]:
-    """How many of the tenant's deliveries are in each status (every status present, zero or not)."""
-    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
-    counts.update(db.session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
-    return counts
-
-
 def get_delivery(delivery_id: str) -> Delivery:
     return get_owned(Delivery, delivery_id)
 
