@@ -6,7 +6,7 @@ import binascii
 
 from sqlalchemy import select
 
-from ..extensions import db
+from ..extensions import db, plan_for_values
 
 
 class ServiceError(Exception):
@@ -58,6 +58,7 @@ def page(statement, model, cursor: str | None, limit: int):
     """Keyset pagination, newest first, on time-ordered ids. Returns (rows, next_cursor)."""
     if cursor:
         statement = statement.where(model.id < decode_cursor(cursor))
+        plan_for_values()  # on PostgreSQL, a plan for any cursor can read a page's rows from the whole table
     rows = list(db.session.scalars(statement.order_by(model.id.desc()).limit(limit + 1)))
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], next_cursor
