@@ -113,3 +113,20 @@ def timings(session: requests.Session, url: str, requests_: int = 40, warmup: in
     samples.sort()
     return {"p50": statistics.median(samples), "p95": samples[min(len(samples) - 1, round(0.95 * len(samples)) - 1)],
             "bytes": len(response.content)}
+
+
+def walk_timings(session: requests.Session, url: str, pages: int = 40) -> dict:
+    """p50 and p95 (ms) of the pages of a GET /api/v1/deliveries list, each fetched with the cursor the one
+    before it gave, as a client reading a tenant's history does (a statement run many times over with new
+    values: on PostgreSQL, the case for a plan made once for any values)."""
+    samples, cursor = [], None
+    for _ in range(pages):
+        started = time.perf_counter()
+        response = session.get(url, params={"cursor": cursor} if cursor else None, timeout=60)
+        samples.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+        if not (cursor := response.json()["next_cursor"]):
+            break
+    samples.sort()
+    return {"p50": statistics.median(samples), "p95": samples[min(len(samples) - 1, round(0.95 * len(samples)) - 1)],
+            "pages": len(samples)}

@@ -684,6 +684,9 @@ def run(args, tmp: Path, stack: Stack) -> None:
             t = scale.timings(session, base + path)
             print(f"scale: {label}: p50 {t['p50']:.1f} ms, p95 {t['p95']:.1f} ms ({t['bytes'] // 1024} KiB) at "
                   f"{args.scale:,} rows; p95 = {t['p95'] / raw_ms:.1f}x one raw post", flush=True)
+        t = scale.walk_timings(api, f"{base}/api/v1/deliveries?{filtered}")
+        print(f"scale: GET /api/v1/deliveries filtered, {t['pages']} pages one after another: p50 {t['p50']:.1f} ms, "
+              f"p95 {t['p95']:.1f} ms at {args.scale:,} rows; p95 = {t['p95'] / raw_ms:.1f}x one raw post", flush=True)
 
     print(f"listen-queue overflows on the machine during the run: {listen_overflows() - overflows_at_start}",
           flush=True)
