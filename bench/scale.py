@@ -110,9 +110,7 @@ def timings(session: requests.Session, url: str, requests_: int = 40, warmup: in
         response.raise_for_status()
         if i >= warmup:
             samples.append(elapsed)
-    samples.sort()
-    return {"p50": statistics.median(samples), "p95": samples[min(len(samples) - 1, round(0.95 * len(samples)) - 1)],
-            "bytes": len(response.content)}
+    return {**_p50_p95(samples), "bytes": len(response.content)}
 
 
 def walk_timings(session: requests.Session, url: str, pages: int = 40) -> dict:
@@ -127,6 +125,9 @@ def walk_timings(session: requests.Session, url: str, pages: int = 40) -> dict:
         response.raise_for_status()
         if not (cursor := response.json()["next_cursor"]):
             break
-    samples.sort()
-    return {"p50": statistics.median(samples), "p95": samples[min(len(samples) - 1, round(0.95 * len(samples)) - 1)],
-            "pages": len(samples)}
+    return {**_p50_p95(samples), "pages": len(samples)}
+
+
+def _p50_p95(samples: list[float]) -> dict:
+    samples = sorted(samples)
+    return {"p50": statistics.median(samples), "p95": samples[min(len(samples) - 1, round(0.95 * len(samples)) - 1)]}
