@@ -73,11 +73,11 @@ def add(connection, tenant_id: str, attempts: Iterable[Mapping]) -> None:
 
 
 @functools.cache
-def _upsert(dialect: str):
-    statement = (postgresql if dialect == "postgresql" else sqlite).insert(_table)
-    return statement.on_conflict_do_update(index_elements=_KEY, set_={
-        "attempts": _table.c.attempts + statement.excluded.attempts,
-        "successes": _table.c.successes + statement.excluded.successes})
+def _upsert(dialect: str, table=_table, key=_KEY, counts=("attempts", "successes")):
+    """INSERT of tallies' rows that adds each row's ``counts`` to those of the row already under its key."""
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    return statement.on_conflict_do_update(index_elements=key, set_={
+        name: table.c[name] + statement.excluded[name] for name in counts})
 
 
 def forget_endpoint(connection, tenant_id: str, endpoint_id: str) -> None:
@@ -125,7 +125,7 @@ def delivery_rows(tenant_id: str, changes: Iterable[Change], now: datetime | Non
 def add_deliveries(connection, rows: list[dict]) -> None:
     """Add ``delivery_rows`` to the tallies, now, in the transaction of ``connection``."""
     if rows:
-        connection.execute(_add_deliveries(connection.dialect.name), rows)
+        connection.execute(_upsert(connection.dialect.name, _deliveries, _DELIVERIES_KEY, ("deliveries",)), rows)
 
 
 def count_changes(tenant_id: str, changes: Iterable[Change]) -> None:
@@ -150,10 +150,3 @@ def _write_changes(session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_changes(session) -> None:
     session.info.pop(_UNWRITTEN, None)
-
-
-@functools.cache
-def _add_deliveries(dialect: str):
-    statement = (postgresql if dialect == "postgresql" else sqlite).insert(_deliveries)
-    return statement.on_conflict_do_update(index_elements=_DELIVERIES_KEY, set_={
-        "deliveries": _deliveries.c.deliveries + statement.excluded.deliveries})
