@@ -106,6 +106,11 @@ class Change(NamedTuple):
 def delivery_rows(tenant_id: str, changes: Iterable[Change], now: datetime | None = None) -> list[dict]:
     """What ``changes`` add to the deliveries' tallies, in key order: rows of counts to add (one taken away
     from the status a delivery leaves). Hours older than KEPT are left out: pruned already."""
+    return _rows(_deltas(tenant_id, changes, now))
+
+
+def _deltas(tenant_id: str, changes: Iterable[Change], now: datetime | None = None) -> Counter:
+    """``changes`` as counts to add, by the tallies' key."""
     oldest = hour_of((now or datetime.now(UTC)) - KEPT)
     counts = Counter()
     for change in changes:
@@ -115,11 +120,14 @@ def delivery_rows(tenant_id: str, changes: Iterable[Change], now: datetime | Non
         if hour < oldest:
             continue
         if change.was in TALLIED:
-            counts[change.endpoint_id, hour, change.was] -= 1
+            counts[tenant_id, change.endpoint_id, hour, change.was] -= 1
         if change.now in TALLIED:
-            counts[change.endpoint_id, hour, change.now] += 1
-    return [dict(tenant_id=tenant_id, endpoint_id=endpoint_id, hour=hour, status=status, deliveries=n)
-            for (endpoint_id, hour, status), n in sorted(counts.items()) if n]
+            counts[tenant_id, change.endpoint_id, hour, change.now] += 1
+    return counts
+
+
+def _rows(counts: Counter) -> list[dict]:
+    return [dict(zip(_DELIVERIES_KEY, key), deliveries=n) for key, n in sorted(counts.items()) if n]
 
 
 def add_deliveries(connection, rows: list[dict]) -> None:
@@ -134,17 +142,14 @@ def count_changes(tenant_id: str, changes: Iterable[Change]) -> None:
     to the commit; written last and in order, two transactions that share tallies wait for each other's
     commit and never for each other (a web process disabling an endpoint and a worker recording its
     attempts, say)."""
-    unwritten = db.session.info.setdefault(_UNWRITTEN, Counter())
-    for row in delivery_rows(tenant_id, changes):
-        unwritten[tuple(row[name] for name in _DELIVERIES_KEY)] += row["deliveries"]
+    db.session.info.setdefault(_UNWRITTEN, Counter()).update(_deltas(tenant_id, changes))
 
 
 @event.listens_for(Session, "before_commit")
 def _write_changes(session) -> None:
     if unwritten := session.info.pop(_UNWRITTEN, None):
         session.flush()  # the rest first: nothing is locked after the tallies
-        add_deliveries(session.connection(), [dict(zip(_DELIVERIES_KEY, key), deliveries=n)
-                                              for key, n in sorted(unwritten.items()) if n])
+        add_deliveries(session.connection(), _rows(unwritten))
 
 
 @event.listens_for(Session, "after_rollback")
