@@ -366,7 +366,11 @@ def test_the_audit_log_pages_newest_first(app, user):
     older = re.search(r'href="(/audit\?cursor=[^"]+)"', first).group(1)
     second = page(user.get(html.unescape(older)))
     assert "agent 04" in second and "agent 54" not in second and "logged in" in second
-    assert user.get("/audit?cursor=not-a-cursor").status_code == 200
+    assert 'href="/audit">Newest</a>' in second and 'href="/audit">Newest</a>' not in first
+    # A cursor we did not hand out lands on the newest changes, saying so, as the other lists do.
+    response = user.get("/audit?cursor=not-a-cursor", follow_redirects=True)
+    assert response.request.path == "/audit" and "That page of the audit log does not exist" in page(response)
+    assert "agent 54" in page(response)
 
 
 # --- XSS ------------------------------------------------------------------------------------------------

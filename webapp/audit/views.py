@@ -1,11 +1,11 @@
 """Dashboard page: the tenant's audit log, newest first."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template
 from flask_login import login_required
 
+from ..dashboard.paging import keyset_page
 from ..services import audit
-from ..services.common import ValidationError
 
 bp = Blueprint("audit", __name__)
 
@@ -16,11 +16,7 @@ PAGE_SIZE = 50
 @login_required
 def index():
     """List the audit events, newest first, a page at a time."""
-    cursor = request.args.get("cursor") or None
-    try:
-        events, next_cursor = audit.list_events(cursor, PAGE_SIZE)
-    except ValidationError:  # a cursor we did not hand out: start from the newest
-        events, next_cursor = audit.list_events(None, PAGE_SIZE)
-        cursor = None
-    return render_template("audit/list.html", events=events, next_cursor=next_cursor, paged=bool(cursor),
+    page = keyset_page(audit.list_events, "audit.index", PAGE_SIZE,
+                       "That page of the audit log does not exist: here are the newest changes.")
+    return render_template("audit/list.html", events=page.rows, newest_url=page.first_url, older_url=page.next_url,
                            describe=audit.describe)
