@@ -211,7 +211,9 @@ def test_the_add_button_answers_the_ticked_box_of_the_typed_agent(tenant, client
     assert (f'<li><input checked id="agent_ids-{bold}" name="agent_ids" type="checkbox" value="{bold}"> '
             f'<label for="agent_ids-{bold}">&lt;b&gt;bold&lt;/b&gt;</label></li>') in answer
     assert 'id="add_agent-picker" hx-swap-oob="true"' in answer and 'value=""' in answer  # the box, emptied
-    # Ticked already: nothing more to tick. Several: the error, with what was typed.
-    assert "<li>" not in client.get(f"/choices/agents/tick?add_agent=%3Cb%3E&agent_ids={bold}").get_data(as_text=True)
+    # Ticked already: nothing more to tick, and it says so. Several: the error, with what was typed.
+    answer = client.get(f"/choices/agents/tick?add_agent=%3Cb%3E&agent_ids={bold}").get_data(as_text=True)
+    assert "<li>" not in answer and 'role="status">“&lt;b&gt;bold&lt;/b&gt;” is ticked already.</p>' in answer
+    assert 'value=""' in answer and 'role="alert"' not in answer
     answer = unescape(client.get("/choices/agents/tick?add_agent=customer-05").get_data(as_text=True))
     assert "<li>" not in answer and "10 agents' names contain 'customer-05'" in answer and 'value="customer-05"' in answer

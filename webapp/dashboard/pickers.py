@@ -59,15 +59,15 @@ def endpoints():
 @login_required
 def tick_agent():
     """The Add button of an endpoint's agent filter beyond INLINE_MAX agents (htmx): the ticked box of the agent
-    typed in ``add_agent`` (none if it is ticked already: ``agent_ids``), and the Add block again."""
+    typed in ``add_agent``, and the Add block again, emptied; or with what was typed and why it cannot be added,
+    or saying that it is ticked already (``agent_ids``)."""
     typed = request.args.get("add_agent", "")[:2048]
-    agent, error = None, None
+    agent, error, note = None, None, None
     try:
-        agent_id = choices.resolve(choices.AGENTS, typed, "add_agent", existing=True)
+        agent = choices.resolve_choice(choices.AGENTS, typed, "add_agent", existing=True)
     except ValidationError as exc:
         error = exc.message
-    else:
-        if agent_id and agent_id not in request.args.getlist("agent_ids"):
-            agent = choices.Choice(agent_id, choices.label_of(choices.AGENTS, agent_id))
-    return render_template("pickers/_tick.html", agent=agent, add_error=error,
+    if agent and agent.id in request.args.getlist("agent_ids"):
+        agent, note = None, f"“{agent.label}” is ticked already."
+    return render_template("pickers/_tick.html", agent=agent, add_error=error, add_note=note,
                            agent_picker=picker("agents", "add_agent", typed if error else ""))

@@ -19,7 +19,7 @@ SUGGESTIONS = 20  # matches a search returns: enough to pick from, few enough to
 
 class Choice(NamedTuple):
     id: str
-    label: str  # an agent's name, an endpoint's URL
+    label: str | None  # an agent's name, an endpoint's URL (None: an id that is none of the tenant's)
 
 
 @dataclass(frozen=True)
@@ -78,20 +78,29 @@ def resolve(kind: Kind, text: str | None, field: str, *, existing: bool = False)
     Raises:
         ValidationError: naming ``field``, when no choice or several match; the message says which.
     """
+    choice = resolve_choice(kind, text, field, existing=existing)
+    return choice.id if choice else None
+
+
+def resolve_choice(kind: Kind, text: str | None, field: str, *, existing: bool = False) -> Choice | None:
+    """As ``resolve``, with the label found on the way (None for an id that stands as typed)."""
     text = (text or "").strip()
-    if not text or label_of(kind, text) is not None:  # our own links name ids: one look-up by the key
-        return text or None
+    if not text:
+        return None
+    by_id = _choices(kind.query().where(kind.model.id == text))  # our own links name ids: one look-up by the key
+    if by_id:
+        return by_id[0]
     # As typed, or ignoring case (SQLite's lower() folds ASCII only, so the first catches the rest there).
     exact = _choices(kind.query().where(or_(kind.label == text, func.lower(kind.label) == text.lower()))
                      .limit(SUGGESTIONS + 1))
     matches = exact or search(kind, text, limit=SUGGESTIONS + 1)
     if len(matches) == 1:
-        return matches[0].id
+        return matches[0]
     if not matches:
         if text.startswith(kind.id_prefix):
             if existing:
                 raise ValidationError(field, f"No {kind.noun} of yours has the id {text!r}.")
-            return text
+            return Choice(text, None)
         raise ValidationError(field, f"No {kind.noun}'s {kind.label_noun} contains {text!r}.")
     many = f"More than {SUGGESTIONS}" if len(matches) > SUGGESTIONS else str(len(matches))
     which = (f"{many} {kind.noun}s have the {kind.label_noun} {text!r}" if exact
