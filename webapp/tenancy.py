@@ -89,10 +89,10 @@ def _touches_tenant_rows(state) -> bool:
     if not state.is_orm_statement:
         return False  # Core, on tables: it filters by tenant itself (see above)
     # An ORM statement that names no entity among its columns, such as select(func.count()).select_from(Agent),
-    # has no mapper at its top level: its tables tell whose rows it reads.
-    statement = state.statement
-    froms = statement.get_final_froms() if state.is_select else [statement.table]
-    return any(table in _tenant_tables() for clause in froms for table in find_tables(clause, include_joins=True))
+    # has no mapper at its top level: the tables it names anywhere tell whose rows it reads. (A walk of the
+    # statement, 20-40 µs; get_final_froms() builds the ORM's compile state, 0.2-1.4 ms a statement.)
+    tenant_tables = _tenant_tables()
+    return any(table in tenant_tables for table in find_tables(state.statement, check_columns=True, include_joins=True))
 
 
 @functools.cache
