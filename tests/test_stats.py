@@ -77,17 +77,24 @@ def test_deliveries_per_hour_by_status(tenant):
     with tenant.scope():
         endpoint = factories.endpoint()
         for status, hours_ago in (("succeeded", 0), ("succeeded", 0), ("failed", 0), ("retrying", 3),
-                                  ("succeeded", 23), ("succeeded", 25)):
+                                  ("succeeded", 23), ("succeeded", 25),
+                                  ("pending", 0), ("pending", 5), ("pending", 23), ("pending", 25)):
             factories.delivery(endpoint, status=status, at=now - timedelta(hours=hours_ago))
+        this_hour = now.replace(minute=0, second=0, microsecond=0)
+        # The first instant of an hour, and the last millisecond before it:
+        factories.delivery(endpoint, status="pending", at=this_hour - timedelta(hours=2))
+        factories.delivery(endpoint, status="pending", at=this_hour - timedelta(hours=2, milliseconds=1))
         db.session.commit()
         buckets = stats.hourly_deliveries(now)
 
     assert len(buckets) == 24
-    assert buckets[-1].start == now.replace(minute=0, second=0, microsecond=0)
-    assert buckets[-1].counts == {"pending": 0, "retrying": 0, "succeeded": 2, "failed": 1}
+    assert buckets[-1].start == this_hour
+    assert buckets[-1].counts == {"pending": 1, "retrying": 0, "succeeded": 2, "failed": 1}
     assert buckets[-4].counts["retrying"] == 1
-    assert buckets[0].counts["succeeded"] == 1  # 23 hours ago is the first bucket; 25 hours ago is outside
-    assert sum(b.total for b in buckets) == 5
+    assert [b.counts["pending"] for b in buckets[-6:-2]] == [1, 0, 1, 1]  # 5 hours ago; 2 hours ago and just before
+    # 23 hours ago is the first bucket; 25 hours ago is outside
+    assert buckets[0].counts == {"pending": 1, "retrying": 0, "succeeded": 1, "failed": 0}
+    assert sum(b.total for b in buckets) == 10
 
 
 def test_statistics_never_count_another_tenants_rows(make_tenant):
