@@ -45,7 +45,7 @@ def prune_once(batch: int = 500) -> dict[str, int]:
         agent_tally_rows = activity.prune(db.session.connection(), cutoff)
         db.session.commit()
     if events or keys or tally_rows or agent_tally_rows:
-        log.info("retention removed %d events (with their deliveries), %d idempotency keys, %d endpoint "
-                 "health tallies and %d agents' hourly tallies", events, keys, tally_rows, agent_tally_rows)
-    return {"events": events, "idempotency_keys": keys, "attempt_tallies": tally_rows,
+        log.info("retention removed %d events (with their deliveries), %d idempotency keys, %d rows of the "
+                 "dashboard's tallies and %d agents' hourly tallies", events, keys, tally_rows, agent_tally_rows)
+    return {"events": events, "idempotency_keys": keys, "dashboard_tallies": tally_rows,
             "agent_event_tallies": agent_tally_rows}

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, insert, inspect, select
 from webapp import ROOT
 from webapp.extensions import db
 from webapp.ids import new_id, time_of
-from webapp.models import AgentEventTally, Attempt, AttemptTally, Delivery, DeliveryTally, Event, utcnow
+from webapp.models import AgentEventTally, Attempt, AttemptTally, AttemptTotal, Delivery, DeliveryTally, Event, utcnow
 from webapp.services import tallies
 
 
@@ -240,6 +240,44 @@ def test_migration_0014_tallies_the_last_48_hours_of_deliveries_as_the_worker_wo
     assert stored() == expected - {("ten_1", "ep_a", hour, "succeeded", 2)} | {("ten_1", "ep_a", hour, "succeeded", 3)}
     assert flask("db", "downgrade", "0013", env={"DATABASE_URL": scratch_database}).returncode == 0
     assert "delivery_tallies" not in inspect(engine).get_table_names()
+
+
+def test_migration_0015_totals_each_endpoints_hours_from_their_tallies(scratch_database):
+    """Attempt counts and success rates read each endpoint's hourly totals from 0015 on: the backfill sums the
+    tallies kept before it by endpoint and hour, as tallies.add totals new attempts, and the next add adds to them."""
+    assert (result := flask("db", "upgrade", "0014", env={"DATABASE_URL": scratch_database})).returncode == 0, \
+        result.stderr
+    engine = create_engine(scratch_database)
+    now = utcnow()
+    attempts = [dict(endpoint_id=endpoint, started_at=now - timedelta(hours=hours), duration_ms=duration,
+                     response_status=status, error=None if status else "timed out")
+                for endpoint, hours, duration, status in (
+                    ("ep_a", 0, 42, 200), ("ep_a", 0, 42, 503), ("ep_a", 0, 183, 204), ("ep_a", 1, 1001, 200),
+                    ("ep_b", 0, 99999, None), ("ep_b", 0, 186, 200), ("ep_b", 47, 5, 200))]
+    rows = tallies.tally_rows("ten_1", attempts)
+    with engine.begin() as connection:
+        _store_two_endpoints_deliveries(connection, "2026-11-29 10:00:00")
+        connection.execute(insert(AttemptTally.__table__), rows)
+
+    assert (result := flask("db", "upgrade", env={"DATABASE_URL": scratch_database})).returncode == 0, result.stderr
+    table = AttemptTotal.__table__
+    columns = ("tenant_id", "endpoint_id", "hour", "attempts", "successes")
+
+    def stored() -> set[tuple]:
+        with engine.connect() as connection:
+            return {tuple(row) for row in connection.execute(select(*(table.c[name] for name in columns)))}
+
+    this_hour = tallies.hour_of(now)
+    expected = {("ten_1", "ep_a", this_hour, 3, 2), ("ten_1", "ep_a", this_hour - timedelta(hours=1), 1, 1),
+                ("ten_1", "ep_b", this_hour, 2, 1), ("ten_1", "ep_b", tallies.hour_of(now - timedelta(hours=47)), 1, 1)}
+    assert stored() == expected == {tuple(row[name] for name in columns) for row in tallies.total_rows(rows)}
+    assert _schema_drift(engine) == []
+    with engine.begin() as connection:  # the worker's next attempt of ep_a this hour
+        tallies.add(connection, "ten_1", [attempts[0]])
+    assert stored() == expected - {("ten_1", "ep_a", this_hour, 3, 2)} | {("ten_1", "ep_a", this_hour, 4, 3)}
+    assert flask("db", "downgrade", "0014", env={"DATABASE_URL": scratch_database}).returncode == 0
+    assert "attempt_totals" not in inspect(engine).get_table_names()
+    engine.dispose()
 
 
 def test_migration_0010_indexes_every_endpoints_agents_and_keeps_them_on_any_write(scratch_database):

@@ -8,7 +8,8 @@ from sqlalchemy import func, select, update
 
 from jobs.retention import prune_once
 from webapp.extensions import db
-from webapp.models import AgentEventTally, Attempt, AttemptTally, Delivery, Event, IdempotencyKey, utcnow
+from webapp.models import (AgentEventTally, Attempt, AttemptTally, AttemptTotal, Delivery, Event, IdempotencyKey,
+                           utcnow)
 from webapp.services import tallies
 from webapp.tenancy import all_tenants
 
@@ -45,7 +46,8 @@ def test_prune_removes_what_is_past_retention_and_nothing_else(app, tenant, stac
 
     with app.app_context():
         removed = prune_once(batch=1)  # one row per batch: the batching loop itself is exercised
-    assert removed == {"events": 2, "idempotency_keys": 1, "attempt_tallies": 1, "agent_event_tallies": 1}
+    # The old hour's attempt tally and its endpoint's total for the hour.
+    assert removed == {"events": 2, "idempotency_keys": 1, "dashboard_tallies": 2, "agent_event_tallies": 1}
     with tenant.scope():
         assert set(db.session.scalars(select(Event.id))) == {old_unfinished, recent}
         assert set(db.session.scalars(select(Delivery.event_id))) == {old_unfinished, recent}
@@ -53,6 +55,7 @@ def test_prune_removes_what_is_past_retention_and_nothing_else(app, tenant, stac
         # k0 and k2 went with their events; k3 is past the 24 h window although its event stays.
         assert set(db.session.scalars(select(IdempotencyKey.key))) == {"k1"}
         assert list(db.session.scalars(select(AttemptTally.hour))) == [tallies.hour_of(tallied[1])]
+        assert list(db.session.scalars(select(AttemptTotal.hour))) == [tallies.hour_of(tallied[1])]
         assert db.session.scalar(select(func.sum(AgentEventTally.events))) == 4  # the old hour's 3 went
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from webapp.dashboard.chart import stacked_bars, tick_step
 from webapp.dashboard.formatting import ago, duration, percent
 from webapp.extensions import db
-from webapp.models import Attempt, AttemptTally, Delivery, utcnow
+from webapp.models import Attempt, AttemptTally, AttemptTotal, Delivery, utcnow
 from webapp.services import stats, tallies
 from webapp.services.agents import create_agent, delete_agent
 from webapp.services.endpoints import delete_endpoint, disable
@@ -49,8 +49,9 @@ def test_p95_of_a_single_attempt_is_that_attempt(tenant):
         factories.delivery(endpoint, attempts=[(204, 42)])
         db.session.commit()
         assert stats.endpoint_health()[endpoint.id].p95_ms == 42
-        assert stats.attempt_summaries(utcnow() - timedelta(hours=1), percentile=50) == {
-            endpoint.id: stats.AttemptSummary(attempts=1, successes=1, percentile_ms=42)}
+        first_hour = utcnow() - timedelta(hours=1)
+        assert stats.attempt_counts(first_hour) == {endpoint.id: (1, 1)}
+        assert stats.duration_percentiles(first_hour, [endpoint.id], percentile=50) == {endpoint.id: 42}
 
 
 def test_the_last_delivery_skips_pending_ones_and_failing_endpoints_are_found(tenant):
@@ -147,17 +148,18 @@ def test_the_overview_draws_the_chart_and_lists_health_and_failing_endpoints(ten
 def test_the_overview_lists_the_health_of_the_ten_busiest_endpoints_of_many(tenant, client):
     """A tenant with an endpoint per customer's agent has hundreds: the overview shows the busiest ten."""
     with tenant.scope():
-        for n in range(12):  # endpoint n has n attempts
+        for n in range(12):  # endpoint n has n attempts of 10 × n ms
             endpoint = factories.endpoint(url=f"http://127.0.0.1:9/customer-{n}")
             if n:
-                factories.delivery(endpoint, attempts=[(200, 10)] * n)
+                factories.delivery(endpoint, attempts=[(200, 10 * n)] * n)
         db.session.commit()
     login(client, "owner1@example.com")
     page = client.get("/").get_data(as_text=True)
     table = page.split('id="health-heading"')[1].split("</section>")[0]
     assert "The 10 busiest of 12 endpoints, by attempts in the last 24 hours." in table
-    shown = re.findall(r"http://127\.0\.0\.1:9/customer-(\d+)</a>", table)
-    assert shown == [str(n) for n in range(11, 1, -1)]  # busiest first; 0 and 1 are left to the endpoint list
+    shown = re.findall(r"http://127\.0\.0\.1:9/customer-(\d+)</a>.*?>(\d+) ms<.*?>(\d+)</td>", table, re.DOTALL)
+    # Busiest first, each with its p95 and attempts; 0 and 1 are left to the endpoint list.
+    assert shown == [(str(n), str(10 * n), str(n)) for n in range(11, 1, -1)]
     assert "/endpoints" in table and "All endpoints" in table
 
 
@@ -280,9 +282,9 @@ def test_percentiles_are_the_nearest_rank_rounded_up_to_two_significant_figures(
         first_hour = utcnow() - timedelta(hours=1)
         for percentile in (1, 50, 90, 95, 99, 100):
             nearest_rank = sorted(durations)[-(-percentile * len(durations) // 100) - 1]
-            summary = stats.attempt_summaries(first_hour, percentile)[endpoint.id]
-            assert summary.percentile_ms == tallies.rounded_up(nearest_rank), percentile
-            assert (summary.attempts, summary.successes) == (37, 37)
+            percentiles = stats.duration_percentiles(first_hour, [endpoint.id], percentile)
+            assert percentiles == {endpoint.id: tallies.rounded_up(nearest_rank)}, percentile
+        assert stats.attempt_counts(first_hour) == {endpoint.id: (37, 37)}
 
 
 def test_durations_round_up_to_two_significant_figures():
@@ -313,6 +315,7 @@ def test_deleting_an_endpoint_deletes_its_tallies(tenant):
         delete_endpoint(deleted)
         db.session.commit()
         assert set(db.session.scalars(select(AttemptTally.endpoint_id))) == {kept}
+        assert set(db.session.scalars(select(AttemptTotal.endpoint_id))) == {kept}
         assert set(stats.endpoint_health()) == {kept}
 
 

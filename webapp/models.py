@@ -361,6 +361,20 @@ class AttemptTally(TenantMixin, db.Model):
     successes: Mapped[int] = mapped_column(Integer)
 
 
+class AttemptTotal(TenantMixin, db.Model):
+    """An endpoint's attempts started in one clock hour, and how many succeeded: AttemptTally's rows of the hour
+    summed over their durations. The overview ranks every endpoint by these (a row an endpoint an hour); only
+    the percentiles of the endpoints it shows are read from the tallies (a row per duration seen)."""
+
+    __tablename__ = "attempt_totals"
+    tenant_id_index = False  # as AttemptTally: the key begins with tenant_id, and is the table on SQLite
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "endpoint_id", "hour"), {"sqlite_with_rowid": False})
+    endpoint_id: Mapped[str] = mapped_column(String(40))  # no foreign key: deleting an endpoint deletes these
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)  # the hour's start, UTC
+    attempts: Mapped[int] = mapped_column(Integer)
+    successes: Mapped[int] = mapped_column(Integer)
+
+
 class DeliveryTally(TenantMixin, db.Model):
     """How many of an endpoint's deliveries created in one clock hour (by their ids' time) are in ``status``,
     retrying, succeeded or failed (all but pending). The overview's chart reads these instead of counting a

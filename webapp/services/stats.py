@@ -15,8 +15,8 @@ from sqlalchemy import case, func, literal, or_, select
 
 from ..extensions import db, plan_for_values
 from ..ids import min_id_at
-from ..models import (DELIVERY_STATUSES, FAILED, PENDING, RETRYING, AttemptTally, Delivery, DeliveryTally, Endpoint,
-                      Event, utcnow)
+from ..models import (DELIVERY_STATUSES, FAILED, PENDING, RETRYING, AttemptTally, AttemptTotal, Delivery,
+                      DeliveryTally, Endpoint, Event, utcnow)
 from . import tallies
 
 HOURS = 24  # the overview's window: its chart's bars and the endpoints' health
@@ -98,34 +98,30 @@ def _endpoint_ids(endpoint_ids: list[str] | None) -> list[str]:
     return endpoint_ids if endpoint_ids is not None else list(db.session.scalars(select(Endpoint.id)))
 
 
-@dataclass(frozen=True)
-class AttemptSummary:
-    """An endpoint's attempts over a window: how many, how many succeeded, and a percentile of their durations
-    (rounded up to two significant figures, as the tallies keep them)."""
-
-    attempts: int
-    successes: int
-    percentile_ms: int
-
-
-def attempt_summaries(first_hour: datetime, percentile: int = PERCENTILE,
-                      endpoint_ids: list[str] | None = None) -> dict[str, AttemptSummary]:
+def attempt_counts(first_hour: datetime, endpoint_ids: list[str] | None = None) -> dict[str, tuple[int, int]]:
     """Per endpoint id (of all, or of ``endpoint_ids``): its attempts started since the clock hour ``first_hour``
-    began, with the ``percentile``-th percentile (nearest rank) of their durations, from their tallies: one range
-    of the tallies' primary key (tenant, endpoint, hour) per endpoint."""
+    began, and how many succeeded, from their hours' totals: a row an endpoint an hour."""
     rows = db.session.execute(
-        select(AttemptTally.endpoint_id, AttemptTally.up_to_ms, func.sum(AttemptTally.attempts),
-               func.sum(AttemptTally.successes))
-        .where(AttemptTally.endpoint_id.in_(_endpoint_ids(endpoint_ids)),
-               AttemptTally.hour >= tallies.hour_of(first_hour))
+        select(AttemptTotal.endpoint_id, func.sum(AttemptTotal.attempts), func.sum(AttemptTotal.successes))
+        .where(AttemptTotal.endpoint_id.in_(_endpoint_ids(endpoint_ids)),
+               AttemptTotal.hour >= tallies.hour_of(first_hour))
+        .group_by(AttemptTotal.endpoint_id))
+    return {key: (int(attempts), int(successes)) for key, attempts, successes in rows}
+
+
+def duration_percentiles(first_hour: datetime, endpoint_ids: list[str],
+                         percentile: int = PERCENTILE) -> dict[str, int]:
+    """Per endpoint id of ``endpoint_ids`` that has attempts since the clock hour ``first_hour`` began: the
+    ``percentile``-th percentile (nearest rank) of their durations, from their tallies (a row per rounded
+    duration seen an hour: read them for the endpoints shown, not for all)."""
+    rows = db.session.execute(
+        select(AttemptTally.endpoint_id, AttemptTally.up_to_ms, func.sum(AttemptTally.attempts))
+        .where(AttemptTally.endpoint_id.in_(endpoint_ids), AttemptTally.hour >= tallies.hour_of(first_hour))
         .group_by(AttemptTally.endpoint_id, AttemptTally.up_to_ms))
     counts: dict[str, list[tuple[int, int]]] = {}
-    successes: dict[str, int] = {}
-    for key, up_to, count, succeeded in rows:
+    for key, up_to, count in rows:
         counts.setdefault(key, []).append((up_to, int(count)))
-        successes[key] = successes.get(key, 0) + int(succeeded)
-    return {key: AttemptSummary(sum(n for _, n in pairs), successes[key], _nearest_rank(pairs, percentile))
-            for key, pairs in counts.items()}
+    return {key: _nearest_rank(pairs, percentile) for key, pairs in counts.items()}
 
 
 def _nearest_rank(counts: list[tuple[int, int]], percentile: int) -> int:
@@ -158,15 +154,19 @@ def latest_finished_deliveries(endpoint_ids: list[str] | None = None) -> dict[st
     return {endpoint_id: delivery for endpoint_id, delivery in rows}
 
 
-def endpoint_health(now: datetime | None = None, endpoint_ids: list[str] | None = None) -> dict[str, Health]:
+def endpoint_health(now: datetime | None = None, endpoint_ids: list[str] | None = None, *,
+                    p95: bool = True) -> dict[str, Health]:
     """Per endpoint id (of all, or of ``endpoint_ids``): attempts, success rate and p95 duration over the last
     24 hours (the chart's: 24 clock hours, the current one last), and its latest finished delivery. Endpoints
-    with neither are left out (callers use an empty Health).
+    with neither are left out (callers use an empty Health). ``p95=False`` leaves the p95 out, for a caller that
+    reads every endpoint and shows a few of them (``add_p95``).
     """
-    first_hour = tallies.hour_of(now or utcnow()) - timedelta(hours=HOURS - 1)
+    first_hour = _first_hour(now)
     health: dict[str, Health] = {}
-    for key, summary in attempt_summaries(first_hour, endpoint_ids=endpoint_ids).items():
-        health[key] = Health(attempts=summary.attempts, successes=summary.successes, p95_ms=summary.percentile_ms)
+    for key, (attempts, successes) in attempt_counts(first_hour, endpoint_ids).items():
+        health[key] = Health(attempts=attempts, successes=successes)
+    if p95:
+        add_p95(health, list(health), now)
     for key, delivery in latest_finished_deliveries(endpoint_ids).items():
         item = health.setdefault(key, Health())
         item.last_status = delivery.status
@@ -175,6 +175,17 @@ def endpoint_health(now: datetime | None = None, endpoint_ids: list[str] | None 
         item.last_attempt_at = delivery.last_attempt_at
         item.last_delivery_id = delivery.id
     return health
+
+
+def add_p95(health: dict[str, Health], endpoint_ids: list[str], now: datetime | None = None) -> None:
+    """Fill in the p95 duration over the last 24 hours of those of ``endpoint_ids`` in ``health``."""
+    for key, p95_ms in duration_percentiles(_first_hour(now), [key for key in endpoint_ids if key in health]).items():
+        health[key].p95_ms = p95_ms
+
+
+def _first_hour(now: datetime | None) -> datetime:
+    """The first of the window's 24 clock hours (the chart's), the current one last."""
+    return tallies.hour_of(now or utcnow()) - timedelta(hours=HOURS - 1)
 
 
 def failing_endpoints(health: dict[str, Health]) -> list[Endpoint]:
