@@ -112,6 +112,12 @@ def _store_endpoint(run, endpoint: str, agent_ids: str, at: str) -> None:
         f"'[]', '{agent_ids}', true, 'x', '{at}', '{at}')")
 
 
+def _rows(engine, table, columns: tuple[str, ...]) -> set[tuple]:
+    """The rows of ``table``, as tuples of ``columns``."""
+    with engine.connect() as connection:
+        return {tuple(row) for row in connection.execute(select(*(table.c[name] for name in columns)))}
+
+
 def _store_two_endpoints_deliveries(connection, at: str):
     """Tenant ten_1 with endpoints ep_a and ep_b and a delivery to each (dlv_a, dlv_b) of one event, in plain
     SQL that every revision since 0007 accepts; returns the connection's exec_driver_sql for more."""
@@ -186,8 +192,7 @@ def test_migration_0009_tallies_the_last_48_hours_of_attempts_as_the_worker_woul
     columns = ("tenant_id", "endpoint_id", "hour", "up_to_ms", "attempts", "successes")
 
     def stored() -> set[tuple]:
-        with engine.connect() as connection:
-            return {tuple(row) for row in connection.execute(select(*(table.c[name] for name in columns)))}
+        return _rows(engine, table, columns)
 
     expected = {tuple(row[name] for name in columns) for row in tallies.tally_rows("ten_1", attempts[:-1])}
     assert stored() == expected and len(expected) == 6  # 42 ms twice in one tally; 183 and 186 both up to 190
@@ -226,8 +231,7 @@ def test_migration_0014_tallies_the_last_48_hours_of_deliveries_as_the_worker_wo
     columns = ("tenant_id", "endpoint_id", "hour", "status", "deliveries")
 
     def stored() -> set[tuple]:
-        with engine.connect() as connection:
-            return {tuple(row) for row in connection.execute(select(*(table.c[name] for name in columns)))}
+        return _rows(engine, table, columns)
 
     settled = [tallies.Change(d["id"], d["endpoint_id"], None, d["status"]) for d in deliveries]
     expected = {tuple(row[name] for name in columns) for row in tallies.delivery_rows("ten_1", settled)}
@@ -264,8 +268,7 @@ def test_migration_0015_totals_each_endpoints_hours_from_their_tallies(scratch_d
     columns = ("tenant_id", "endpoint_id", "hour", "attempts", "successes")
 
     def stored() -> set[tuple]:
-        with engine.connect() as connection:
-            return {tuple(row) for row in connection.execute(select(*(table.c[name] for name in columns)))}
+        return _rows(engine, table, columns)
 
     this_hour = tallies.hour_of(now)
     expected = {("ten_1", "ep_a", this_hour, 3, 2), ("ten_1", "ep_a", this_hour - timedelta(hours=1), 1, 1),
