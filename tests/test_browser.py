@@ -341,7 +341,8 @@ def test_an_endpoint_filters_on_some_of_many_agents_added_by_name(page, app):
     expect(page.get_by_role("checkbox", name="customer-007")).to_be_checked()
     page.get_by_role("combobox", name="Add an agent").fill("customer-042")  # ticked already: it says so
     page.get_by_role("button", name="Add").click()
-    expect(page.get_by_role("status").filter(has_text="ticked already")).to_have_text("“customer-042” is ticked already.")
+    note = page.get_by_role("status").filter(has_text="ticked already")
+    expect(note).to_have_text("“customer-042” is ticked already.")
     expect(agents).to_have_count(2)
 
     page.get_by_role("button", name="Save endpoint").click()
