@@ -46,8 +46,7 @@ def hourly_deliveries(now: datetime | None = None, hours: int = HOURS) -> list[B
     The current, partial hour is the last bucket, so the window spans a little more than ``hours``
     hours minus one: every bucket is a whole clock hour.
     """
-    now = now or utcnow()
-    first = tallies.hour_of(now) - timedelta(hours=hours - 1)
+    first = _first_hour(now, hours)
     buckets = [Bucket(first + timedelta(hours=i)) for i in range(hours)]
     # All but the pending ones from their tallies: a few rows an endpoint an hour (webapp/services/tallies.py).
     tallied = (select(DeliveryTally.hour, DeliveryTally.status, func.sum(DeliveryTally.deliveries))
@@ -183,9 +182,9 @@ def add_p95(health: dict[str, Health], endpoint_ids: list[str], now: datetime | 
         health[key].p95_ms = p95_ms
 
 
-def _first_hour(now: datetime | None) -> datetime:
-    """The first of the window's 24 clock hours (the chart's), the current one last."""
-    return tallies.hour_of(now or utcnow()) - timedelta(hours=HOURS - 1)
+def _first_hour(now: datetime | None, hours: int = HOURS) -> datetime:
+    """The first of a window of ``hours`` clock hours (the chart's and the health's: 24), the current one last."""
+    return tallies.hour_of(now or utcnow()) - timedelta(hours=hours - 1)
 
 
 def failing_endpoints(health: dict[str, Health]) -> list[Endpoint]:
